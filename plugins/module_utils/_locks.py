@@ -1,44 +1,97 @@
 # -*- coding: utf-8 -*-
 # Copyright: Depot developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Is the package database busy? The POSIX counterpart of the Windows ``_MSIExecute`` mutex."""
+"""Is the package database busy? The POSIX counterpart of the Windows ``_MSIExecute`` mutex,
+used by ``preflight`` (installer_busy) and by ``package`` before a deb or rpm attempt."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import struct
+import sys
 
+DEFAULT_LOCK_FILES = [
+    "/var/lib/dpkg/lock-frontend",
+    "/var/lib/dpkg/lock",
+    "/var/lib/rpm/.rpm.lock",
+    "/usr/lib/sysimage/rpm/.rpm.lock",
+]
 LOCK_FILES = {
-    "deb": ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock"),
-    "rpm": ("/var/lib/rpm/.rpm.lock",),
+    "deb": DEFAULT_LOCK_FILES[:2],
+    "rpm": DEFAULT_LOCK_FILES[2:],
 }
 
+# struct flock: Linux (all glibc ABIs with 64-bit off_t, as CPython uses) / BSD and macOS.
+if sys.platform.startswith("linux"):
+    _FLOCK_FMT = "@hhqqi"
+    _FLOCK_FIELDS = ("l_type", "l_whence", "l_start", "l_len", "l_pid")
+else:
+    _FLOCK_FMT = "@qqihh"
+    _FLOCK_FIELDS = ("l_start", "l_len", "l_pid", "l_type", "l_whence")
+_FLOCK_BUFSIZE = 64  # larger than any struct flock; the kernel writes only its own size
 
-def lock_holder(path):
-    """``None`` when nobody holds a write lock on ``path``, else a description with the holder's pid.
 
-    F_GETLK only asks the kernel; we never take the lock ourselves, so probing cannot make a
-    concurrent dpkg fail.
+def probe_lock(path):
+    """Ask the kernel whether someone holds a POSIX (fcntl/lockf) lock on ``path``.
+
+    Returns ``(held, pid, error)``: held is True/False, or None when the file cannot be tested
+    (error then says why). pid is the holder's pid when the kernel reports it (None for a lock
+    held from another PID namespace or an open file description lock).
+
+    The probe uses F_GETLK, so it never takes the lock: a running dpkg or rpm is not disturbed.
+    POSIX locks are per process, so a lock held by the calling process itself is not seen (and
+    closing our descriptor would drop it): probe from another process.
     """
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0))
+    except (IOError, OSError) as e:
+        if e.errno in (errno.ENOENT, errno.ENOTDIR):
+            return False, None, None
+        return None, None, "cannot open %s: %s" % (path, e.strerror)
     try:
-        probe = struct.pack("hhqqi", fcntl.F_WRLCK, 0, 0, 0, 0)
-        answer = fcntl.fcntl(fd, fcntl.F_GETLK, probe)
-        kind, _, _, _, pid = struct.unpack("hhqqi", answer)
-        if kind == fcntl.F_UNLCK:
-            return None
-        return "%s held by pid %d" % (path, pid)
+        values = dict.fromkeys(_FLOCK_FIELDS, 0)
+        values["l_type"] = fcntl.F_WRLCK
+        values["l_whence"] = os.SEEK_SET
+        request = struct.pack(_FLOCK_FMT, *[values[k] for k in _FLOCK_FIELDS])
+        request += b"\0" * (_FLOCK_BUFSIZE - len(request))
+        try:
+            answer = fcntl.fcntl(fd, fcntl.F_GETLK, request)
+        except (IOError, OSError) as e:
+            return _probe_lock_lockf(path, e)
+        got = dict(zip(_FLOCK_FIELDS, struct.unpack_from(_FLOCK_FMT, answer)))
+        if got["l_type"] == fcntl.F_UNLCK:
+            return False, None, None
+        pid = got["l_pid"]
+        return True, (pid if pid > 0 else None), None
+    finally:
+        os.close(fd)
+
+
+def _probe_lock_lockf(path, getlk_error):
+    """Fallback when F_GETLK is unusable: try a non-blocking lock and release it at once."""
+    try:
+        fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0))
+    except (IOError, OSError) as e:
+        return None, None, "cannot test %s (F_GETLK: %s; open: %s)" % (path, getlk_error, e.strerror)
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except (IOError, OSError) as e:
+            if e.errno in (errno.EACCES, errno.EAGAIN):
+                return True, None, None
+            return None, None, "cannot test %s: %s" % (path, e.strerror)
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+        return False, None, None
     finally:
         os.close(fd)
 
 
 def package_db_busy(installer_type, lock_files=None):
+    """A description of the holder of the package database lock, or None when it is free."""
     for path in lock_files or LOCK_FILES.get(installer_type, ()):
-        holder = lock_holder(path)
-        if holder:
-            return holder
+        held, pid, _ = probe_lock(path)
+        if held:
+            return "%s is held by pid %s" % (path, pid if pid else "(unknown)")
     return None

@@ -255,25 +255,17 @@ boot_id:
 """
 
 import errno
-import fcntl
 import os
-import struct
-import sys
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.depot.software.plugins.module_utils._locks import DEFAULT_LOCK_FILES, probe_lock
 from ansible_collections.depot.software.plugins.module_utils._utmp import user_sessions
 
 ALL_CHECKS = ["pending_reboot", "installer_busy", "free_disk", "logged_on_users", "network", "power"]
 
 REBOOT_REQUIRED = "/var/run/reboot-required"
 REBOOT_REQUIRED_PKGS = "/var/run/reboot-required.pkgs"
-DEFAULT_LOCK_FILES = [
-    "/var/lib/dpkg/lock-frontend",
-    "/var/lib/dpkg/lock",
-    "/var/lib/rpm/.rpm.lock",
-    "/usr/lib/sysimage/rpm/.rpm.lock",
-]
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 PROC_ROUTE = "/proc/net/route"
 PROC_IPV6_ROUTE = "/proc/net/ipv6_route"
@@ -281,14 +273,6 @@ SYS_NET = "/sys/class/net"
 POWER_SUPPLY = "/sys/class/power_supply"
 UTMP_PATH = None  # None = /run/utmp, else /var/run/utmp
 
-# struct flock: Linux (all glibc ABIs with 64-bit off_t, as CPython uses) / BSD and macOS.
-if sys.platform.startswith("linux"):
-    _FLOCK_FMT = "@hhqqi"
-    _FLOCK_FIELDS = ("l_type", "l_whence", "l_start", "l_len", "l_pid")
-else:
-    _FLOCK_FMT = "@qqihh"
-    _FLOCK_FIELDS = ("l_start", "l_len", "l_pid", "l_type", "l_whence")
-_FLOCK_BUFSIZE = 64  # larger than any struct flock; the kernel writes only its own size
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,61 +345,6 @@ def check_pending_reboot(module, flag_path=None, pkgs_path=None):
 
 # ---------------------------------------------------------------------------------------------
 # installer_busy
-
-
-def probe_lock(path):
-    """Ask the kernel whether someone holds a POSIX (fcntl/lockf) lock on ``path``.
-
-    Returns ``(held, pid, error)``: held is True/False, or None when the file cannot be tested
-    (error then says why). pid is the holder's pid when the kernel reports it (None for a lock
-    held from another PID namespace or an open file description lock).
-
-    The probe uses F_GETLK, so it never takes the lock: a running dpkg or rpm is not disturbed.
-    POSIX locks are per process, so a lock held by the calling process itself is not seen (and
-    closing our descriptor would drop it): probe from another process.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0))
-    except (IOError, OSError) as e:
-        if e.errno in (errno.ENOENT, errno.ENOTDIR):
-            return False, None, None
-        return None, None, "cannot open %s: %s" % (path, e.strerror)
-    try:
-        values = dict.fromkeys(_FLOCK_FIELDS, 0)
-        values["l_type"] = fcntl.F_WRLCK
-        values["l_whence"] = os.SEEK_SET
-        request = struct.pack(_FLOCK_FMT, *[values[k] for k in _FLOCK_FIELDS])
-        request += b"\0" * (_FLOCK_BUFSIZE - len(request))
-        try:
-            answer = fcntl.fcntl(fd, fcntl.F_GETLK, request)
-        except (IOError, OSError) as e:
-            return _probe_lock_lockf(path, e)
-        got = dict(zip(_FLOCK_FIELDS, struct.unpack_from(_FLOCK_FMT, answer)))
-        if got["l_type"] == fcntl.F_UNLCK:
-            return False, None, None
-        pid = got["l_pid"]
-        return True, (pid if pid > 0 else None), None
-    finally:
-        os.close(fd)
-
-
-def _probe_lock_lockf(path, getlk_error):
-    """Fallback when F_GETLK is unusable: try a non-blocking lock and release it at once."""
-    try:
-        fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0))
-    except (IOError, OSError) as e:
-        return None, None, "cannot test %s (F_GETLK: %s; open: %s)" % (path, getlk_error, e.strerror)
-    try:
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except (IOError, OSError) as e:
-            if e.errno in (errno.EACCES, errno.EAGAIN):
-                return True, None, None
-            return None, None, "cannot test %s: %s" % (path, e.strerror)
-        fcntl.lockf(fd, fcntl.LOCK_UN)
-        return False, None, None
-    finally:
-        os.close(fd)
 
 
 def check_installer_busy(module, lock_files=None):
