@@ -25,6 +25,18 @@ _CONNECT_FAILURES = re.compile(
 )
 
 
+def prefer_python_implementation(connection):
+    """Make a POSIX connection pick ``name.py`` over ``name.ps1``.
+
+    Our modules ship both files under one name. Windows connections prefer ``.ps1``; the ssh
+    and local connections take any suffix (``('',)``), and the module loader then returns
+    whichever file the directory lists first.
+    """
+    preferences = tuple(connection.module_implementation_preferences)
+    if ".py" not in preferences:
+        connection.module_implementation_preferences = (".py",) + preferences
+
+
 def is_connect_failure(message):
     return bool(_CONNECT_FAILURES.search(message or ""))
 
@@ -87,6 +99,8 @@ class DepotAction(ActionBase):
 
     def _run(self, task_vars):
         windows = getattr(self._connection._shell, "SHELL_FAMILY", "") == "powershell"
+        if not windows:
+            prefer_python_implementation(self._connection)
         spec = dict(self.MODULE_SPEC, **ACTION_SPEC)
         _, args = self.validate_argument_spec(
             argument_spec=spec,

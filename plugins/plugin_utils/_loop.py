@@ -152,7 +152,8 @@ class AttemptLoop(object):
         try:
             return self._run()
         except HostUnreachable as e:
-            return self._finish("unreachable", failed=True, msg=str(e), unreachable=True)
+            # Not "failed": Ansible counts a result that is both as a failure, not as unreachable.
+            return self._finish("unreachable", msg=str(e), unreachable=True)
         except RebootFailed as e:
             return self._finish("reboot_timeout", failed=True, msg=str(e))
 

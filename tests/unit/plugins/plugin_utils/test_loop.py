@@ -1,6 +1,5 @@
 """The attempt loop, driven by replaying module results (the shape package.py/package.ps1 return)."""
 
-import pytest
 
 from ansible_collections.depot.software.plugins.plugin_utils._exit_codes import Classifier
 from ansible_collections.depot.software.plugins.plugin_utils._loop import AttemptLoop, Host, HostUnreachable, RebootFailed
@@ -191,7 +190,7 @@ def test_module_error_fails_without_retry():
 
 def test_unreachable_at_first_contact():
     r = run(ReplayHost(HostUnreachable("ssh: connect to host 10.0.0.9 port 22: Connection timed out")))
-    assert (r["outcome"], r["failed"], r["unreachable"]) == ("unreachable", True, True)
+    assert (r["outcome"], r["failed"], r["unreachable"]) == ("unreachable", False, True)
 
 
 def test_connection_lost_mid_attempt_is_resolved_by_detection_not_rerun():
