@@ -17,7 +17,7 @@ options:
       - C(logged_in_user) is the interactive user's session. On Windows a one-off scheduled task
         with an interactive principal runs the command and its exit code is read back; on POSIX
         the active session's user is taken from C(loginctl), falling back to utmp. With nobody
-        logged in the task is skipped with O(outcome=no_user_session); it is not a failure.
+        logged in the task is skipped with RV(outcome=no_user_session); it is not a failure.
       - C(user) is the named account O(run_as_user).
     type: str
     choices: [system, logged_in_user, user]
@@ -48,7 +48,7 @@ options:
     description:
       - Rules that say whether the software is present, evaluated before and after each attempt
         in the same remote execution. See the module contract for rule types.
-      - Rule types C(file) (O(detection.rules[].path), optional version), C(dpkg) and C(rpm)
+      - Rule types C(file) (C(path), optional version), C(dpkg) and C(rpm)
         (name, optional version), C(msi) (product_code), C(msix) (name), C(registry) (key, value,
         data or version) and C(script) (script text; exit 0 with output = installed, exit 0
         without output = not installed, any other exit = cannot be evaluated, which fails the task).

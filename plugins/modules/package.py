@@ -58,9 +58,8 @@ options:
       - The sha256 of O(src), required for URLs. A mismatch fails the task before anything runs.
     type: str
   cache_dir:
-    description: Hash-addressed content cache on the host.
+    description: Hash-addressed content cache on the host; unset means C(/var/cache/depot) (POSIX) or C(%ProgramData%\Depot\cache) (Windows).
     type: path
-    default: /var/cache/depot (POSIX), C(%ProgramData%\Depot\cache) (Windows)
   arguments:
     description: Extra installer arguments, each one argument.
     type: list
@@ -95,7 +94,7 @@ seealso:
   - module: depot.software.preflight
   - module: depot.software.software_facts
 author:
-  - Depot developers
+  - Depot developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

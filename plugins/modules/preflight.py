@@ -47,7 +47,7 @@ description:
     interface (Ethernet, Wi-Fi, mobile broadband) and its Windows cost (metered) setting.
     C(power) uses C(Win32_Battery); no battery means on AC."
 author:
-  - Depot developers
+  - Depot developers (!UNKNOWN)
 options:
   checks:
     description:
@@ -96,6 +96,7 @@ attributes:
     support: none
     description: Nothing changes, so there is no diff.
   platform:
+    support: full
     platforms: [posix, windows]
     description: Linux (POSIX, this file) and Windows (C(preflight.ps1)).
 notes:

@@ -42,7 +42,7 @@ seealso:
   - module: ansible.builtin.reboot
   - module: ansible.windows.win_reboot
 author:
-  - Depot developers
+  - Depot developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

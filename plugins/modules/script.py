@@ -57,7 +57,7 @@ notes:
 seealso:
   - module: depot.software.package
 author:
-  - Depot developers
+  - Depot developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

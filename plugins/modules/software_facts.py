@@ -28,7 +28,7 @@ description:
     components, updates and entries without a display name; C(msix) lists the provisioned and
     installed AppX/MSIX packages."
 author:
-  - Depot developers
+  - Depot developers (!UNKNOWN)
 options:
   name:
     description:
@@ -55,6 +55,7 @@ attributes:
     support: full
     description: Returns C(ansible_facts.depot_software).
   platform:
+    support: full
     platforms: [posix, windows]
     description: Linux (POSIX, this file) and Windows (C(software_facts.ps1)).
 notes:

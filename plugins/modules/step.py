@@ -40,7 +40,7 @@ seealso:
   - module: depot.software.package
   - module: depot.software.script
 author:
-  - Depot developers
+  - Depot developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.lab import HOST_INSTALLERS
+
 ROOT = Path(__file__).resolve().parents[2]
-INSTALLERS = ROOT / "tests" / "lab" / "installers"
 
 
 class Play(object):
@@ -77,7 +78,8 @@ def play(lab_inventory, tmp_path):
 
 
 def installer(name):
-    return str(INSTALLERS / name)
+    """Path of a lab test installer inside every lab host."""
+    return "%s/%s" % (HOST_INSTALLERS, name)
 
 
 def dedent(text):

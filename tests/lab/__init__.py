@@ -1,5 +1,5 @@
 """The Depot test lab: real Linux hosts in namespaces on this machine. See README.md."""
 
-from .lab import INSTALLERS, Host, Lab, LabError
+from .lab import HOST_INSTALLERS, INSTALLERS, Host, Lab, LabError
 
-__all__ = ["INSTALLERS", "Host", "Lab", "LabError"]
+__all__ = ["HOST_INSTALLERS", "INSTALLERS", "Host", "Lab", "LabError"]

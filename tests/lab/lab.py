@@ -33,6 +33,9 @@ from . import boot
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 INSTALLERS = HERE / "installers"
+# Where every host finds the installers: a copy inside the host, since the checkout may live
+# under a directory the host does not see (its /tmp is private).
+HOST_INSTALLERS = "/usr/local/lib/depot-lab/installers"
 SSHD = "/usr/sbin/sshd"
 TOOLS = ("ip", "nsenter", "unshare", "mount", "umount", "pivot_root", "setpriv", "ssh", "ssh-keygen")
 CLEAN_ENV = {
@@ -345,6 +348,8 @@ class Lab:
         write("/usr/local/sbin/lab-command", LAB_COMMAND, 0o755)
         write("/usr/local/sbin/lab-reboot", LAB_REBOOT, 0o755)
         write("/usr/local/lib/depot-lab/boot.py", Path(boot.__file__).read_text())
+        for installer in sorted(INSTALLERS.iterdir()):
+            write(f"{HOST_INSTALLERS}/{installer.name}", installer.read_text(), 0o755)
         write(COMMAND_LOG, "", 0o666)
 
     # ------------------------------------------------------------------------- sshd and keeper

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.lab import INSTALLERS, Lab
+from tests.lab import HOST_INSTALLERS, Lab
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -79,7 +79,7 @@ def test_lab_reboot_inside_the_host(lab: Lab) -> None:
 
 def test_hard_reboot_installer_reboots_the_host(lab: Lab) -> None:
     old_boot = lab.boot_id("h5")
-    result = lab.ssh("h5", f"DEPOT_RESULT_FILE=/root/rc {INSTALLERS}/hard-reboot /opt/hard && cat /root/rc")
+    result = lab.ssh("h5", f"DEPOT_RESULT_FILE=/root/rc {HOST_INSTALLERS}/hard-reboot /opt/hard && cat /root/rc")
     assert result.stdout.splitlines()[-1] == "1641"
     assert wait_for(lambda: lab.boot_id("h5") != old_boot)
     assert wait_for(lambda: lab.ssh("h5", "test -e /opt/hard").returncode == 0)
@@ -91,26 +91,26 @@ def test_installers_report_their_codes(lab: Lab) -> None:
     }
     for installer, (code, made) in expected.items():
         marker = f"/opt/installers/{installer}"
-        run = f"DEPOT_RESULT_FILE=/tmp/rc {INSTALLERS}/{installer} {marker} >/dev/null 2>&1; cat /tmp/rc"
+        run = f"DEPOT_RESULT_FILE=/tmp/rc {HOST_INSTALLERS}/{installer} {marker} >/dev/null 2>&1; cat /tmp/rc"
         assert lab.ssh("h6", run).stdout.strip() == str(code), installer
         assert lab.host_path("h6", marker).exists() == made, installer
         # without a result file, the exit status is the code modulo 256
-        assert lab.ssh("h7", f"{INSTALLERS}/{installer} {marker}").returncode == code % 256, installer
-    busy = [lab.ssh("h6", f"{INSTALLERS}/busy-then-ok /opt/busy 2").returncode for _ in range(3)]
+        assert lab.ssh("h7", f"{HOST_INSTALLERS}/{installer} {marker}").returncode == code % 256, installer
+    busy = [lab.ssh("h6", f"{HOST_INSTALLERS}/busy-then-ok /opt/busy 2").returncode for _ in range(3)]
     assert busy == [1618 % 256, 1618 % 256, 0]
-    assert [lab.ssh("h6", f"{INSTALLERS}/uninstall /opt/busy").returncode for _ in range(2)] == [0, 1605 % 256]
+    assert [lab.ssh("h6", f"{HOST_INSTALLERS}/uninstall /opt/busy").returncode for _ in range(2)] == [0, 1605 % 256]
 
 
 def test_fail_until_reboot_and_hang(lab: Lab) -> None:
-    assert lab.ssh("h8", f"{INSTALLERS}/fail-until-reboot /opt/fur").returncode == 1603 % 256
-    assert lab.ssh("h8", f"{INSTALLERS}/fail-until-reboot /opt/fur").returncode == 1603 % 256
-    assert lab.ssh("h8", f"setsid {INSTALLERS}/hang /opt/hang </dev/null >/dev/null 2>&1 &").returncode == 0
+    assert lab.ssh("h8", f"{HOST_INSTALLERS}/fail-until-reboot /opt/fur").returncode == 1603 % 256
+    assert lab.ssh("h8", f"{HOST_INSTALLERS}/fail-until-reboot /opt/fur").returncode == 1603 % 256
+    assert lab.ssh("h8", f"setsid {HOST_INSTALLERS}/hang /opt/hang </dev/null >/dev/null 2>&1 &").returncode == 0
     assert wait_for(lambda: lab.host_path("h8", "/opt/hang.pids").exists())
     hang_pids = {int(pid) for pid in lab.host_path("h8", "/opt/hang.pids").read_text().split()}
     assert hang_pids <= netns_pids(lab, "h8")
     lab.reboot("h8", delay=0)
     assert not hang_pids & netns_pids(lab, "h8")
-    assert lab.ssh("h8", f"{INSTALLERS}/fail-until-reboot /opt/fur").returncode == 0
+    assert lab.ssh("h8", f"{HOST_INSTALLERS}/fail-until-reboot /opt/fur").returncode == 0
     assert lab.host_path("h8", "/opt/fur").exists()
 
 
