@@ -18,12 +18,22 @@ def main(path):
         for r in results:
             if r["name"] not in steps:
                 steps.append(r["name"])
-    width = max([len(s) for s in steps] + [14]) + 2
+    rows = {host: {r["name"]: cell(r) for r in results} for host, results in per_host.items()}
+    width = max([len(s) for s in steps] + [len(c) for row in rows.values() for c in row.values()]) + 2
     print("host".ljust(12) + "".join(s.ljust(width) for s in steps))
-    for host in sorted(per_host):
-        cells = {r["name"]: "%s (rc %s)" % (r["outcome"], r["rc"]) if r.get("rc") not in (None, "") else r["outcome"]
-                 for r in per_host[host]}
-        print(host.ljust(12) + "".join(cells.get(s, "-").ljust(width) for s in steps))
+    for host in sorted(rows):
+        print(host.ljust(12) + "".join(rows[host].get(s, "-").ljust(width) for s in steps))
+
+
+def cell(result):
+    text = result["outcome"]
+    if result.get("rc") not in (None, ""):
+        text += " (rc %s)" % result["rc"]
+    if result.get("rebooted") in (True, "True", "true"):
+        text += ", rebooted"
+    elif result.get("reboot_required") in (True, "True", "true"):
+        text += ", reboot pending"
+    return text
 
 
 if __name__ == "__main__":

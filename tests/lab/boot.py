@@ -147,12 +147,15 @@ def keep(argv: list[str]) -> None:
 
 def reboot_from_inside(delay: float, after: float = 1.0) -> None:
     """``lab-reboot``: detach, wait ``after`` seconds, then reboot the host this runs in."""
+    # Ignore the end of the caller's session *before* forking: the caller's ssh channel may close
+    # (and its processes get SIGHUP/SIGPIPE) between the first fork and setsid().
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     if os.fork():
         os._exit(0)  # the caller gets its answer at once
     os.setsid()  # no longer part of the caller's session: its end does not end us
     if os.fork():
         os._exit(0)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):  # let the caller's ssh channel close
         os.dup2(devnull, fd)
