@@ -20,13 +20,13 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super(ActionModule, self).run(tmp, task_vars)
         try:
-            _, args = self.validate_argument_spec(argument_spec=dict(
+            args = self.validate_argument_spec(argument_spec=dict(
                 reboot_command=dict(type="str"),
                 boot_time_command=dict(type="str"),
                 test_command=dict(type="str"),
                 reboot_timeout=dict(type="int", default=600),
                 connect_timeout=dict(type="int", default=5),
-            ))
+            ))[1]
         except AnsibleActionFail as e:
             return dict(result, failed=True, msg=str(e))
         for option in ("reboot_timeout", "connect_timeout"):

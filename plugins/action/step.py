@@ -19,12 +19,12 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         try:
-            _, args = self.validate_argument_spec(argument_spec=dict(
+            args = self.validate_argument_spec(argument_spec=dict(
                 id=dict(type="raw", required=True),
                 name=dict(type="str"),
                 action=dict(type="str", required=True, choices=sorted(ACTIONS)),
                 args=dict(type="dict", required=True),
-            ))
+            ))[1]
         except AnsibleActionFail as e:
             return dict(result, failed=True, msg=str(e), outcome="invalid", changed=False)
         task = self._task.copy()

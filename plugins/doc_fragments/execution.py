@@ -30,6 +30,14 @@ options:
       - Password of O(run_as_user). Required on Windows; on POSIX root switches to the account
         without it and it is ignored.
     type: str
+  run_as_logon_type:
+    description:
+      - Windows only, with O(run_as=user); how the account logs on. V(new_credentials) is
+        C(runas /netonly) (C(LOGON_NETCREDENTIALS_ONLY)) - the command keeps the module's local
+        identity and uses O(run_as_user)'s credentials for network shares. Ignored on POSIX.
+    type: str
+    choices: [interactive, batch, network_cleartext, new_credentials]
+    default: interactive
   timeout:
     description:
       - Seconds one attempt may run before its whole process tree is ended; the attempt's

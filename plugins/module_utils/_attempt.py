@@ -73,7 +73,6 @@ class Attempt(object):
 
     def run(self):
         p, r = self.params, self.result
-        user, r["run_as"] = _runas.resolve(self.module, p["run_as"], p["run_as_user"])
         r["detected_before"] = self.detect()
         satisfied = r["detected_before"] is not None and r["detected_before"] == self.want_present
         if satisfied:
@@ -82,6 +81,8 @@ class Attempt(object):
         if p["detect_only"] or self.module.check_mode:
             r.update(status="would_change", changed=not p["detect_only"])
             return r
+        # Only now is a session needed: an installed package needs no logged-in user.
+        user, r["run_as"] = _runas.resolve(self.module, p["run_as"], p["run_as_user"])
         argv, cwd = self.command(user)
         holder = self.busy()
         if holder is not None:

@@ -96,13 +96,13 @@ class Detector(object):
             if "no packages found" in err or "not installed" in err or rc == 1:
                 return False
             raise DetectionError("dpkg-query failed (rc %d): %s" % (rc, err.strip()))
-        status, _, installed = out.partition("\t")
+        status, installed = (out.split("\t", 1) + [""])[:2]
         if not status.startswith("ii"):
             return False
         if rule.get("version") is None:
             return True
-        rc, _, _ = self.module.run_command(["dpkg", "--compare-versions", installed, "ge", str(rule["version"])])
-        return rc == 0
+        compared = self.module.run_command(["dpkg", "--compare-versions", installed, "ge", str(rule["version"])])
+        return compared[0] == 0
 
     def _rule_rpm(self, rule):
         name = self._require(rule, "name")

@@ -91,7 +91,7 @@ def _probe_lock_lockf(path, getlk_error):
 def package_db_busy(installer_type, lock_files=None):
     """A description of the holder of the package database lock, or None when it is free."""
     for path in lock_files or LOCK_FILES.get(installer_type, ()):
-        held, pid, _ = probe_lock(path)
+        held, pid = probe_lock(path)[:2]
         if held:
             return "%s is held by pid %s" % (path, pid if pid else "(unknown)")
     return None

@@ -30,14 +30,14 @@ def _logind_user(module):
     loginctl = module.get_bin_path("loginctl")
     if not loginctl:
         return None
-    rc, out, _ = module.run_command([loginctl, "list-sessions", "--no-legend"])
+    rc, out = module.run_command([loginctl, "list-sessions", "--no-legend"])[:2]
     if rc != 0:
         return None  # logind not running: fall back to utmp
     for line in out.splitlines():
         fields = line.split()
         if not fields:
             continue
-        rc, props, _ = module.run_command([loginctl, "show-session", fields[0], "-p", "Name", "-p", "Active", "-p", "Class"])
+        props = module.run_command([loginctl, "show-session", fields[0], "-p", "Name", "-p", "Active", "-p", "Class"])[1]
         values = dict(p.split("=", 1) for p in props.splitlines() if "=" in p)
         if values.get("Active") == "yes" and values.get("Class") == "user":
             return values.get("Name")

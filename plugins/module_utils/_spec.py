@@ -23,6 +23,9 @@ RUN_AS_SPEC = dict(
     run_as=dict(type="str", default="system", choices=["system", "logged_in_user", "user"]),
     run_as_user=dict(type="str"),
     run_as_password=dict(type="str", no_log=True),
+    # Windows only: how run_as user logs on; new_credentials is runas /netonly (shares only).
+    run_as_logon_type=dict(type="str", default="interactive",
+                           choices=["interactive", "batch", "network_cleartext", "new_credentials"]),
 )
 
 _DETECTION_SPEC = dict(

@@ -275,7 +275,6 @@ POWER_SUPPLY = "/sys/class/power_supply"
 UTMP_PATH = None  # None = /run/utmp, else /var/run/utmp
 
 
-
 # ---------------------------------------------------------------------------------------------
 # helpers
 

@@ -12,7 +12,8 @@ version_added: 0.1.0
 description:
   - Runs M(depot.software.package) or M(depot.software.script) with O(args) and adds the step's
     identity to the result, so a play can apply a list of steps held in variables without
-    templating task arguments, and a callback or the controller can tell the steps apart.
+    templating task arguments, and a callback or the controller can tell the steps apart. The
+    C(depot.software.deploy) role runs its steps through it.
   - This is an action plugin; it runs on the controller and calls the module of O(action).
 options:
   id:
@@ -36,7 +37,6 @@ attributes:
     support: full
     description: As the module of O(action).
 seealso:
-  - role: depot.software.deploy
   - module: depot.software.package
   - module: depot.software.script
 author:

@@ -69,6 +69,21 @@ class _AnsibleHost(Host):
         time.sleep(seconds)
 
 
+class ExecutorAction(ActionBase):
+    """Runs the module of the same name once, as is, taking ``name.py`` on POSIX hosts; for
+    modules with no loop of their own (preflight, software_facts)."""
+
+    TRANSFERS_FILES = False
+    MODULE = None
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ExecutorAction, self).run(tmp, task_vars)
+        if getattr(self._connection._shell, "SHELL_FAMILY", "") != "powershell":
+            prefer_python_implementation(self._connection)
+        result.update(self._execute_module(module_name=self.MODULE, module_args=self._task.args, task_vars=task_vars))
+        return result
+
+
 class DepotAction(ActionBase):
     """Subclasses name the module and its argument spec and add their own checks."""
 
@@ -102,11 +117,11 @@ class DepotAction(ActionBase):
         if not windows:
             prefer_python_implementation(self._connection)
         spec = dict(self.MODULE_SPEC, **ACTION_SPEC)
-        _, args = self.validate_argument_spec(
+        args = self.validate_argument_spec(
             argument_spec=spec,
             mutually_exclusive=list(self.MUTUALLY_EXCLUSIVE),
             required_one_of=list(self.REQUIRED_ONE_OF),
-        )
+        )[1]
         errors = self._common_errors(args, windows) + self.extra_errors(args, windows)
         try:
             classifier = Classifier(args["exit_codes"], state=args.get("state", "present"),
