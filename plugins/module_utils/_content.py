@@ -10,6 +10,7 @@ import hashlib
 import os
 import re
 import shutil
+import tarfile
 import tempfile
 
 from ansible.module_utils.urls import open_url
@@ -110,7 +111,7 @@ def unpack(archive, cache_dir=None):
     try:
         try:
             shutil.unpack_archive(archive, staging, **kwargs)
-        except (shutil.ReadError, ValueError) as e:
+        except (shutil.ReadError, ValueError, tarfile.TarError) as e:
             raise ContentError("cannot unpack %s: %s" % (archive, e))
         os.replace(staging, target)
     finally:
@@ -120,5 +121,4 @@ def unpack(archive, cache_dir=None):
 
 
 def _has_filter():
-    import tarfile
     return hasattr(tarfile, "data_filter")

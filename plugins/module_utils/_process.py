@@ -60,8 +60,20 @@ def _descendants(root_pid):
     return found
 
 
+def _become_subreaper():
+    """Make orphans of our children our children (PR_SET_CHILD_SUBREAPER), so an installer that
+    double-forks a helper cannot leave our process tree and escape its timeout."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass  # not Linux: we can still end the process group and the visible tree
+
+
 def _kill_tree(proc):
-    pids = _descendants(proc.pid)
+    # Everything under us: the installer's tree plus orphans re-parented to us as subreaper.
+    pids = [p for p in _descendants(os.getpid()) if p != proc.pid]
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for target in [proc.pid] + pids:
             try:
@@ -122,6 +134,7 @@ def run(argv, timeout=0, user=None, env=None, cwd=None, tail_lines=40, stdin_dat
     if user is not None and user.pw_uid != os.geteuid():
         kwargs.update(user=user.pw_uid, group=user.pw_gid, extra_groups=_groups_of(user))
         full_env.update(HOME=user.pw_dir, USER=user.pw_name, LOGNAME=user.pw_name, SHELL=user.pw_shell or "/bin/sh")
+    _become_subreaper()
     start = time.monotonic()
     timed_out = False
     try:
