@@ -242,3 +242,12 @@ def test_arguments_reach_the_host_verbatim_without_a_shell(lab, play):
     assert lab.host_path("h5", marker).read_text().splitlines() == hostile
     for n in (1, 2, 3):
         assert not exists(lab, "h5", "/tmp/pwned%d" % n)
+
+
+def test_detection_that_cannot_be_evaluated_fails_before_installing(lab, play):
+    marker = "/opt/depot-test/unknown-state"
+    task = package(marker, detection=dict(rules=[dict(type="script", script="exit 4")]))
+    result = play([task], "h6").last("h6")
+    assert result.get("failed", False) and "detection.rules[0] (script)" in result["msg"]
+    assert "exited 4" in result["msg"]
+    assert not exists(lab, "h6", marker)
