@@ -20,10 +20,13 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
+# Reinstall when requirements.txt or pyproject.toml changed since the last install.
 stamp=.venv/.depot-requirements
-if [ ! -f "$stamp" ] || ! cmp -s requirements.txt "$stamp"; then
+wanted=$(cat requirements.txt pyproject.toml | sha256sum)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
   .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
-  cp requirements.txt "$stamp"
+  .venv/bin/pip install -q --disable-pip-version-check -e .   # the controller and its `depot` command
+  echo "$wanted" > "$stamp"
 fi
 
 # Ansible finds collections as <path>/ansible_collections/<namespace>/<name>.

@@ -1,0 +1,55 @@
+"""Settings, from DEPOT_* environment variables or a file (pydantic-settings).
+
+Every setting is documented by its description; `depot settings` prints them all.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _default_data_dir() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "depot"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DEPOT_",
+        env_file=os.environ.get("DEPOT_CONFIG_FILE"),
+        env_file_encoding="utf-8",
+        extra="forbid",
+    )
+
+    data_dir: Path = Field(default_factory=_default_data_dir, description=(
+        "Directory for the embedded database, package content, run directories and artifacts."))
+    database_url: str | None = Field(default=None, description=(
+        "SQLAlchemy URL of the database. Default: SQLite at <data_dir>/depot.db. Production: "
+        "postgresql+psycopg://user@host/dbname."))
+    collections_path: Path = Field(default=REPO_ROOT / ".collections", description=(
+        "Ansible collections path holding depot.software (ansible_collections/depot/software)."))
+    worker_name: str = Field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}", description=(
+        "Name this worker records on the work it claims."))
+    worker_forks: int = Field(default=25, ge=1, description="Hosts one worker runs at once (ansible forks).")
+    worker_poll_interval: float = Field(default=1.0, gt=0, description="Seconds between a worker's claims for work.")
+    lease_seconds: int = Field(default=60, ge=5, description=(
+        "How long claimed work stays a worker's without a heartbeat; a lost worker's hosts become Inconclusive after it."))
+    event_batch_size: int = Field(default=200, ge=1, description="Events written to the database in one transaction.")
+    event_batch_seconds: float = Field(default=0.5, gt=0, description="Longest wait before buffered events are written.")
+
+    @model_validator(mode="after")
+    def _fill_database_url(self) -> "Settings":
+        if self.database_url is None:
+            self.database_url = f"sqlite:///{self.data_dir / 'depot.db'}"
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

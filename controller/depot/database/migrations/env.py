@@ -1,0 +1,32 @@
+"""Alembic environment: the URL comes from depot.database.migrate.alembic_config."""
+
+from alembic import context
+from sqlalchemy import engine_from_config, pool
+
+from depot.database import models
+
+config = context.config
+target_metadata = models.Base.metadata
+
+
+def run_migrations_offline() -> None:
+    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata,
+                      literal_binds=True, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connectable = engine_from_config(config.get_section(config.config_ini_section, {}), prefix="sqlalchemy.",
+                                     poolclass=pool.NullPool)
+    with connectable.connect() as connection:
+        # render_as_batch: SQLite alters tables by copying them; Alembic does that in batch mode.
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,9 @@
+"""Every model, imported in one place for Alembic and for create_all in tests."""
+
+from depot.credentials.models import Credential  # noqa: F401
+from depot.database.core import Base  # noqa: F401
+from depot.deployments.models import Deployment, HostResult, Run, Step  # noqa: F401
+from depot.orchestration.models import Transition  # noqa: F401
+from depot.packages.models import Package  # noqa: F401
+from depot.policies.models import Policy  # noqa: F401
+from depot.targets.models import Target  # noqa: F401

@@ -1,0 +1,26 @@
+"""Targets: hosts and groups resolved from any Ansible inventory source."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from depot.database.core import Base, utcnow
+
+
+class Target(Base):
+    __tablename__ = "targets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    # host: `hosts` lists host names; group: `group` of the inventory;
+    # dynamic: hosts of `group` (default all) whose host vars match every `filters` entry.
+    kind: Mapped[str] = mapped_column(String(20))
+    inventory: Mapped[str] = mapped_column(Text)          # an inventory source: file path or inventory plugin config path
+    group: Mapped[str | None] = mapped_column(String(200))
+    hosts: Mapped[list] = mapped_column(default=list)
+    filters: Mapped[list] = mapped_column(default=list)   # [{var, op, value}]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
