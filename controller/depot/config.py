@@ -34,6 +34,13 @@ class Settings(BaseSettings):
         "postgresql+psycopg://user@host/dbname."))
     collections_path: Path = Field(default=REPO_ROOT / ".collections", description=(
         "Ansible collections path holding depot.software (ansible_collections/depot/software)."))
+    public_url: str = Field(default="http://127.0.0.1:8080", description=(
+        "Base URL at which managed hosts reach this controller, for pulling package content."))
+    secret_key: str | None = Field(default=None, description=(
+        "Fernet key (urlsafe base64, 32 bytes) that encrypts credentials and signs content URLs. "
+        "Default: <data_dir>/secret.key, created on first use."))
+    max_upload_bytes: int = Field(default=4 * 1024 ** 3, ge=1, description="Largest package content accepted by upload.")
+    content_url_ttl: int = Field(default=3600, ge=60, description="Seconds a signed content URL stays valid.")
     worker_name: str = Field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}", description=(
         "Name this worker records on the work it claims."))
     worker_forks: int = Field(default=25, ge=1, description="Hosts one worker runs at once (ansible forks).")
