@@ -1,0 +1,94 @@
+"""From ansible-runner events to host results: which events matter, and what status each
+outcome of depot.software.step means in this product.
+
+Pure functions, so every mapping is unit-tested without running anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from depot.orchestration.states import HostStatus
+
+STEP_ACTION = "depot.software.step"
+RESULT_EVENTS = ("runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped")
+
+# The action plugin's outcome -> the host's status for the step.
+OUTCOME_STATUS = {
+    "success": HostStatus.SUCCESS,
+    "already": HostStatus.SUCCESS,
+    "hard_reboot": HostStatus.SUCCESS,       # the installer rebooted; detection verified it afterwards
+    "soft_reboot": HostStatus.SUCCESS,       # SUCCESS_REBOOT_PENDING when the reboot is still owed
+    "would_change": HostStatus.SUCCESS,      # check mode
+    "failure": HostStatus.FAILED,
+    "not_detected": HostStatus.FAILED,
+    "timeout": HostStatus.FAILED,
+    "retry": HostStatus.FAILED,              # still busy after every retry
+    "reboot_timeout": HostStatus.FAILED,
+    "invalid": HostStatus.FAILED,
+    "unreachable": HostStatus.UNREACHABLE,
+    "no_user_session": HostStatus.DEFERRED,
+}
+
+
+@dataclass
+class StepResult:
+    """What one host's step ended with, as read from its events."""
+
+    host: str
+    status: HostStatus
+    outcome: str | None = None
+    rc: int | None = None
+    reason: str | None = None
+    attempts: list = field(default_factory=list)
+
+
+def _host(event: dict) -> str | None:
+    data = event.get("event_data") or {}
+    return data.get("host") or data.get("remote_addr")
+
+
+def step_result(event: dict) -> StepResult | None:
+    """The host's result when ``event`` is the end of a depot.software.step task, or when the host
+    became unreachable at any task; None for every other event."""
+    kind = event.get("event")
+    if kind not in RESULT_EVENTS:
+        return None
+    data = event.get("event_data") or {}
+    host = _host(event)
+    res = data.get("res") or {}
+    if kind == "runner_on_unreachable":
+        return StepResult(host, HostStatus.UNREACHABLE, outcome="unreachable", reason=_msg(res) or "unreachable")
+    if data.get("task_action") != STEP_ACTION:
+        return None
+    outcome = res.get("outcome")
+    if kind == "runner_on_skipped" and outcome is None:
+        return None  # skipped by a condition, not by the step itself (which says why in outcome)
+    status = OUTCOME_STATUS.get(outcome)
+    if status is None:
+        return StepResult(host, HostStatus.UNKNOWN, outcome=outcome, rc=_rc(res),
+                          reason=f"result cannot be interpreted (outcome {outcome!r}): {_msg(res) or 'no message'}")
+    if outcome == "unreachable" and res.get("unreachable"):
+        status = HostStatus.UNREACHABLE
+    if status is HostStatus.SUCCESS and res.get("reboot_required"):
+        status = HostStatus.SUCCESS_REBOOT_PENDING
+    if kind == "runner_on_failed" and status in (HostStatus.SUCCESS, HostStatus.SUCCESS_REBOOT_PENDING):
+        status = HostStatus.UNKNOWN  # a failed task that claims success is a contradiction: a bug
+    attempts = [{k: a.get(k) for k in ("rc", "class", "status", "duration")} for a in res.get("attempts") or []]
+    return StepResult(host, status, outcome=outcome, rc=_rc(res), reason=_msg(res), attempts=attempts)
+
+
+def _rc(res: dict) -> int | None:
+    rc = res.get("rc")
+    return rc if isinstance(rc, int) and not isinstance(rc, bool) else None
+
+
+def _msg(res: dict) -> str | None:
+    msg = res.get("msg")
+    return str(msg)[:2000] if msg else None
+
+
+def stdout_lines(event: dict) -> tuple[str | None, list[str]]:
+    """(host, lines) of an event's display text, for the per-host log tail."""
+    text = event.get("stdout") or ""
+    return _host(event), [line for line in text.splitlines() if line.strip()]

@@ -1,0 +1,125 @@
+"""What follows from host results, for every deployment alike: a lost lease makes a host
+Inconclusive (and once, re-verified), an unsuccessful step cancels that host's later steps when
+the step says so, an unreachable host is tried again until its contact timeout, and a
+deployment completes with its outcome when no host has anything left to do.
+
+All state changes go through depot.orchestration.service.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, aliased
+
+from depot.deployments.models import Deployment, HostResult, Step
+from depot.orchestration.models import Transition
+from depot.orchestration.service import set_deployment_state, set_host_status
+from depot.orchestration.states import (
+    SUCCESSFUL_HOST_STATUSES, DeploymentOutcome, DeploymentState, HostStatus,
+)
+
+H = HostStatus
+# A host with a row in one of these still has work in the deployment.
+PENDING = (H.READY, H.ACTIVE, H.DEFERRED)
+NOT_SUCCESSFUL = (H.FAILED, H.UNREACHABLE, H.UNKNOWN, H.INCONCLUSIVE, H.CANCELLED)
+
+
+def mark_inconclusive(session: Session, rows: list[HostResult], *, cause: str, actor: str) -> None:
+    """Active rows whose result was lost become Inconclusive; the first time, they go back to
+    Ready so that a new attempt verifies them (detection runs first, so nothing is repeated)."""
+    if not rows:
+        return
+    set_host_status(session, rows, H.INCONCLUSIVE, cause=cause, actor=actor, reason=cause)
+    counts = dict(session.execute(
+        select(Transition.entity_id, func.count()).where(
+            Transition.entity == "host_result", Transition.to_state == H.INCONCLUSIVE.value,
+            Transition.entity_id.in_([r.id for r in rows])).group_by(Transition.entity_id)).all())
+    session.flush()
+    first_time = [r for r in rows if counts.get(r.id, 0) <= 1]
+    set_host_status(session, first_time, H.READY, cause="re-verify after an inconclusive attempt", actor=actor,
+                    reason="re-verifying: the last attempt's result was lost; detection decides what is left to do",
+                    next_attempt_at=None)
+
+
+def expire_leases(session: Session, now: dt.datetime, actor: str) -> int:
+    """Active rows whose worker stopped renewing its lease (the worker died)."""
+    rows = session.scalars(select(HostResult).where(
+        HostResult.status == H.ACTIVE, HostResult.lease_expires_at < now).with_for_update(skip_locked=True)).all()
+    by_worker: dict[str, list[HostResult]] = {}
+    for row in rows:
+        by_worker.setdefault(row.claimed_by or "?", []).append(row)
+    for worker, group in by_worker.items():
+        mark_inconclusive(session, group, cause=f"the lease of worker {worker} expired with no result", actor=actor)
+    return len(rows)
+
+
+def wake_due(session: Session, now: dt.datetime, actor: str) -> None:
+    """Deferred rows whose time has come are Ready again."""
+    rows = session.scalars(select(HostResult).where(
+        HostResult.status == H.DEFERRED, HostResult.next_attempt_at <= now)).all()
+    set_host_status(session, rows, H.READY, cause="deferral over", actor=actor)
+
+
+def cascade(session: Session, deployment: Deployment, actor: str) -> None:
+    """Later steps of a host whose earlier step was not successful, where that step says
+    "only run further steps if successful", are cancelled; on a cancelled deployment every host
+    that is not active is cancelled."""
+    if deployment.cancel_requested:
+        rows = session.scalars(select(HostResult).where(
+            HostResult.deployment_id == deployment.id,
+            HostResult.status.in_([H.READY, H.DEFERRED, H.INCONCLUSIVE]))).all()
+        set_host_status(session, rows, H.CANCELLED, cause="deployment cancelled", actor=actor,
+                        reason="the deployment was cancelled")
+        return
+    earlier = aliased(HostResult)
+    blockers = (select(earlier.host, earlier.position, Step.position)
+                .join(Step, Step.id == earlier.step_id)
+                .where(earlier.deployment_id == deployment.id, earlier.status.in_(NOT_SUCCESSFUL),
+                       Step.only_run_further_steps_if_successful.is_(True)))
+    blocked: dict[str, int] = {}
+    for host, position, _ in session.execute(blockers).all():
+        blocked[host] = min(position, blocked.get(host, position))
+    if not blocked:
+        return
+    rows = session.scalars(select(HostResult).where(
+        HostResult.deployment_id == deployment.id, HostResult.host.in_(list(blocked)),
+        HostResult.status.in_([H.READY, H.DEFERRED]))).all()
+    for position in sorted(set(blocked.values())):
+        doomed = [r for r in rows if blocked[r.host] == position and r.position > position]
+        set_host_status(session, doomed, H.CANCELLED, cause=f"step {position} was not successful on this host",
+                        actor=actor, reason=f"not run: step {position} was not successful on this host")
+
+
+def complete_if_done(session: Session, deployment: Deployment, actor: str) -> bool:
+    pending = session.scalar(select(func.count()).select_from(HostResult).where(
+        HostResult.deployment_id == deployment.id, HostResult.status.in_(PENDING)))
+    if pending:
+        return False
+    if deployment.cancel_requested:
+        outcome = DeploymentOutcome.CANCELLED
+    else:
+        failed = session.scalar(select(func.count()).select_from(HostResult).join(Step, Step.id == HostResult.step_id).where(
+            HostResult.deployment_id == deployment.id, HostResult.status.not_in(list(SUCCESSFUL_HOST_STATUSES)),
+            HostResult.status != H.CANCELLED, Step.fail_deployment_if_unsuccessful.is_(True)))
+        outcome = DeploymentOutcome.FAILED if failed else DeploymentOutcome.SUCCESS
+    set_deployment_state(session, deployment, DeploymentState.COMPLETED, cause="every host is done", actor=actor,
+                         outcome=outcome)
+    return True
+
+
+def settle(session: Session, actor: str, deployment_ids: list[int] | None = None) -> None:
+    """Apply cascade and completion to active deployments (or the given ones)."""
+    query = select(Deployment).where(Deployment.state == DeploymentState.ACTIVE)
+    if deployment_ids is not None:
+        query = query.where(Deployment.id.in_(deployment_ids))
+    for deployment in session.scalars(query).all():
+        cascade(session, deployment, actor)
+        session.flush()
+        complete_if_done(session, deployment, actor)
+
+
+def renew_leases(session: Session, worker: str, until: dt.datetime) -> None:
+    session.execute(update(HostResult).where(HostResult.claimed_by == worker, HostResult.status == H.ACTIVE)
+                    .values(lease_expires_at=until))

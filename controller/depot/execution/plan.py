@@ -1,0 +1,93 @@
+"""What one step asks of a host: the depot.software.step entry (action and module options) the
+playbook runs, built from the step, its policy and its package. Secrets are not in it: they go
+to the run's environment and the entry reads them with an expression."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from depot.credentials.models import Credential
+from depot.deployments.models import Step
+from depot.packages.content import signed_url
+from depot.packages.models import Package
+from depot.policies.models import Policy
+from depot.security import Keys
+from depot.execution.varsfile import env_lookup
+
+
+class PlanError(ValueError):
+    """The step cannot be turned into a task (a missing package, credential, or content)."""
+
+
+@dataclass
+class StepPlan:
+    entry: dict                               # one item of depot_steps
+    secrets: dict[str, str] = field(default_factory=dict)   # environment variable -> secret value
+
+
+def package_args(package: Package, keys: Keys, public_url: str, ttl: int) -> dict:
+    args = dict(name=package.name, installer_type=package.installer_type)
+    if package.product_id:
+        args["product_id"] = package.product_id
+    if package.version:
+        args["version"] = package.version
+    if package.content_sha256 and package.content_url:
+        args.update(src=package.content_url, checksum=package.content_sha256)
+    elif package.content_sha256:
+        args.update(src=signed_url(keys, public_url, package.content_sha256, package.content_filename or "content", ttl),
+                    checksum=package.content_sha256)
+    args.update(package.options or {})
+    return args
+
+
+def plan_step(session: Session, step: Step, keys: Keys, public_url: str, ttl: int = 3600) -> StepPlan:
+    plan = StepPlan(entry={})
+    args: dict = {}
+    policy = session.get(Policy, step.policy_id) if step.policy_id else None
+    if policy is not None:
+        if policy.state != "published":
+            raise PlanError(f"step {step.position}: policy {policy.name!r} is not published")
+        action = "package" if policy.category == "software" else "script"
+        if action == "package":
+            args.update(package_args(_package(session, policy.package_id, step), keys, public_url, ttl))
+            args["state"] = "absent" if policy.operation == "uninstall" else "present"
+        else:
+            args["script"] = policy.script
+        args.update(run_as=policy.run_as, retries=policy.retries, retry_interval=policy.retry_interval,
+                    retry_after_reboot=policy.retry_after_reboot)
+        if policy.run_as == "user":
+            credential = session.get(Credential, policy.run_as_credential_id) if policy.run_as_credential_id else None
+            if credential is None:
+                raise PlanError(f"step {step.position}: policy {policy.name!r} runs as a user but has no credential")
+            args["run_as_user"] = credential.username
+            if credential.secret:
+                name = f"DEPOT_SECRET_RUN_AS_{credential.id}"
+                plan.secrets[name] = keys.decrypt(credential.secret)
+                args["run_as_password"] = env_lookup(name)
+        args.update(policy.options or {})
+    else:
+        action = step.action
+        if action == "package":
+            args.update(package_args(_package(session, step.package_id, step), keys, public_url, ttl))
+        elif action == "script":
+            args["script"] = step.script
+        else:
+            raise PlanError(f"step {step.position}: neither a policy nor an inline package or script")
+    # The step's own options come last: they are the deployment's word on this step.
+    args["timeout"] = step.execution_timeout
+    if step.valid_exit_codes:
+        args["exit_codes"] = dict(args.get("exit_codes") or {}, success=list(step.valid_exit_codes))
+    # Reboot within the step and resume (as MECM does) unless the step says otherwise.
+    args.setdefault("reboot_timing", "immediate")
+    args.update(step.options or {})
+    plan.entry = dict(id=step.id, name=step.name, action=action, args=args)
+    return plan
+
+
+def _package(session: Session, package_id: int | None, step: Step) -> Package:
+    package = session.get(Package, package_id) if package_id else None
+    if package is None:
+        raise PlanError(f"step {step.position}: its package does not exist")
+    return package

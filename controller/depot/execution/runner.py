@@ -1,0 +1,192 @@
+"""Running one batch: a private data dir per run, ansible-runner in-process, and the events
+turned into host results as they stream, written in batches bounded by size and time."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import ansible_runner
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from depot.config import Settings
+from depot.database.core import transaction, utcnow
+from depot.deployments.models import HostResult, Run, Step
+from depot.execution import lifecycle, varsfile
+from depot.execution.events import StepResult, step_result, stdout_lines
+from depot.execution.plan import PlanError, plan_step
+from depot.orchestration.service import set_host_status
+from depot.orchestration.states import HostStatus
+from depot.security import Keys
+from depot.targets.models import Target
+
+H = HostStatus
+# The ansible-playbook installed beside this Python (the controller's own environment) comes
+# first on the run's PATH, not whichever one the caller's PATH finds.
+BIN_DIR = str(Path(sys.executable).parent)
+LOG_TAIL_LINES = 60
+CONTACT_RETRY_SECONDS = 30
+
+
+class EventSink:
+    """Collects step results and log lines from events; writes them in one transaction per
+    ``batch_size`` results or ``batch_seconds``, whichever comes first."""
+
+    def __init__(self, factory: sessionmaker[Session], run_id: int, deployment_id: int, actor: str,
+                 batch_size: int, batch_seconds: float, clock=time.monotonic):
+        self.factory = factory
+        self.run_id = run_id
+        self.deployment_id = deployment_id
+        self.actor = actor
+        self.batch_size = batch_size
+        self.batch_seconds = batch_seconds
+        self.clock = clock
+        self.pending: list[StepResult] = []
+        self.logs: dict[str, collections.deque] = collections.defaultdict(lambda: collections.deque(maxlen=LOG_TAIL_LINES))
+        self.events = 0
+        self.last_flush = clock()
+
+    def handle(self, event: dict) -> bool:
+        self.events += 1
+        host, lines = stdout_lines(event)
+        if host and lines:
+            self.logs[host].extend(lines)
+        result = step_result(event)
+        if result is not None and result.host:
+            self.pending.append(result)
+        if len(self.pending) >= self.batch_size or (self.pending and self.clock() - self.last_flush >= self.batch_seconds):
+            self.flush()
+        return True  # keep the event in the artifacts as well
+
+    def flush(self) -> None:
+        self.last_flush = self.clock()
+        if not self.pending:
+            return
+        results, self.pending = self.pending, []
+        with transaction(self.factory) as session:
+            apply_results(session, self.run_id, results, {h: "\n".join(lines) for h, lines in self.logs.items()},
+                          self.actor)
+            lifecycle.settle(session, self.actor, [self.deployment_id])
+            run = session.get(Run, self.run_id)
+            run.events = self.events
+
+
+def apply_results(session: Session, run_id: int, results: list[StepResult], logs: dict[str, str], actor: str,
+                  now: dt.datetime | None = None) -> None:
+    now = now or utcnow()
+    rows = {r.host: r for r in session.scalars(select(HostResult).where(
+        HostResult.run_id == run_id, HostResult.status == H.ACTIVE))}
+    steps: dict[int, Step] = {}
+    for result in results:
+        row = rows.pop(result.host, None)
+        if row is None:
+            continue  # a second result for the same host (e.g. unreachable after the step): first one wins
+        step = steps.get(row.step_id) or steps.setdefault(row.step_id, session.get(Step, row.step_id))
+        fields = dict(rc=result.rc, outcome=result.outcome, attempts=result.attempts, log_tail=logs.get(row.host),
+                      reason=result.reason)
+        status = result.status
+        if status is H.UNREACHABLE:
+            waited = (now - row.first_contact_at).total_seconds() if row.first_contact_at else 0
+            timeout = step.machine_contact_timeout
+            if timeout == 0 or waited < timeout:
+                retry_at = now + dt.timedelta(seconds=CONTACT_RETRY_SECONDS)
+                set_host_status(session, [row], H.READY, cause="offline; contact timeout not reached", actor=actor,
+                                contact_attempts=row.contact_attempts + 1, next_attempt_at=retry_at,
+                                reason=f"offline ({result.reason}); next contact attempt at {retry_at:%H:%M:%S} UTC",
+                                rc=None, outcome=None, log_tail=fields["log_tail"])
+                continue
+            fields["reason"] = f"no contact within the machine contact timeout ({timeout}s): {result.reason}"
+            fields["contact_attempts"] = row.contact_attempts + 1
+        if status is H.DEFERRED:
+            fields["next_attempt_at"] = now + dt.timedelta(seconds=CONTACT_RETRY_SECONDS)
+        set_host_status(session, [row], status, cause=f"step outcome {result.outcome}", actor=actor, **fields)
+
+
+def _inventories(session: Session, step: Step) -> list[str]:
+    sources = []
+    for target in session.scalars(select(Target).where(Target.id.in_(step.target_ids or []))):
+        if target.inventory not in sources:
+            sources.append(target.inventory)
+    return sources
+
+
+def run_batch(factory: sessionmaker[Session], settings: Settings, keys: Keys, run_id: int,
+              cancel_requested) -> str:
+    """Run one claimed batch to its end; returns ansible-runner's final status."""
+    actor = f"worker:{settings.worker_name}"
+    run_dir = Path(settings.data_dir) / "runs" / str(run_id)
+    with transaction(factory) as session:
+        run = session.get(Run, run_id)
+        step = session.get(Step, run.step_id)
+        hosts = list(run.hosts)
+        try:
+            plan = plan_step(session, step, keys, settings.public_url, settings.content_url_ttl)
+            inventories = _inventories(session, step)
+            if not inventories:
+                raise PlanError(f"step {step.position} has no targets with an inventory")
+        except PlanError as e:
+            rows = session.scalars(select(HostResult).where(HostResult.run_id == run_id, HostResult.status == H.ACTIVE)).all()
+            set_host_status(session, rows, H.FAILED, cause="the step cannot be planned", actor=actor, reason=str(e))
+            run.status, run.finished_at = "error", utcnow()
+            lifecycle.settle(session, actor, [run.deployment_id])
+            return "error"
+        run.artifact_dir = str(run_dir / "artifacts")
+        run.status = "running"
+        deployment_id = run.deployment_id
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    vars_file = run_dir / "depot-vars.yml"
+    vars_file.write_text(varsfile.dump(dict(depot_steps=[plan.entry], depot_end_reboot="never")))
+    sink = EventSink(factory, run_id, deployment_id, actor, settings.event_batch_size, settings.event_batch_seconds)
+    collection = Path(settings.collections_path) / "ansible_collections" / "depot" / "software"
+    envvars = dict(
+        ANSIBLE_COLLECTIONS_PATH=str(settings.collections_path),
+        ANSIBLE_PIPELINING="True",
+        ANSIBLE_HOST_KEY_CHECKING="False",
+        ANSIBLE_RETRY_FILES_ENABLED="False",
+        ANSIBLE_FORCE_COLOR="False",
+        PATH=os.pathsep.join([BIN_DIR, os.environ.get("PATH", os.defpath)]),
+        **plan.secrets,  # only in the process environment: suppress_env_files keeps them off disk
+    )
+    status = "error"
+    try:
+        runner = ansible_runner.run(
+            private_data_dir=str(run_dir),
+            project_dir=str(collection / "playbooks"),
+            playbook="deploy.yml",
+            inventory=inventories,
+            limit=",".join(hosts),
+            cmdline=f"-e @{vars_file}",
+            envvars=envvars,
+            forks=max(1, min(len(hosts), settings.worker_forks)),
+            event_handler=sink.handle,
+            cancel_callback=cancel_requested,
+            suppress_env_files=True,
+            quiet=True,
+        )
+        status = runner.status
+    finally:
+        sink.flush()
+        with transaction(factory) as session:
+            run = session.get(Run, run_id)
+            run.status, run.finished_at, run.events = status, utcnow(), sink.events
+            lost = session.scalars(select(HostResult).where(HostResult.run_id == run_id, HostResult.status == H.ACTIVE)).all()
+            lifecycle.mark_inconclusive(session, lost, cause=f"the run ended ({status}) with no result for this host",
+                                        actor=actor)
+            lifecycle.settle(session, actor, [deployment_id])
+        _drop_private_files(run_dir)
+    return status
+
+
+def _drop_private_files(run_dir: Path) -> None:
+    """Keep the artifacts (the full output the API serves); drop what ansible-runner staged."""
+    for name in ("env", "inventory", "project"):
+        path = run_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
