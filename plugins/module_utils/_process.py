@@ -84,12 +84,26 @@ def _kill_tree(proc):
             os.killpg(proc.pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
-        try:
-            proc.wait(timeout=5)
-            if sig == signal.SIGTERM and not any(_alive(p) for p in pids):
-                return
-        except subprocess.TimeoutExpired:
-            continue
+        if _wait_gone(proc, pids, 5.0):
+            return
+
+
+def _wait_gone(proc, pids, seconds):
+    """Wait until the installer and every other pid has ended (reaping the ones that are our
+    children); True when they all did within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        proc.poll()
+        for pid in pids:
+            try:
+                os.waitpid(pid, os.WNOHANG)   # orphans re-parented to us are ours to reap
+            except ChildProcessError:
+                pass
+        if proc.returncode is not None and not any(_alive(p) for p in pids):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
 
 
 def _alive(pid):

@@ -25,6 +25,11 @@ _CONNECT_FAILURES = re.compile(
 )
 
 
+# psrp and winrm wrap errors as AnsibleConnectionFailure only while connecting; a session that
+# breaks mid-command surfaces as requests' ConnectionError, an OSError.
+CONNECTION_ERRORS = (AnsibleConnectionFailure, OSError)
+
+
 def prefer_python_implementation(connection):
     """Make a POSIX connection pick ``name.py`` over ``name.ps1``.
 
@@ -51,9 +56,15 @@ class _AnsibleHost(Host):
 
     def attempt(self, detect_only=False):
         args = dict(self.module_args, detect_only=detect_only)
+        # Connect first, on its own: whatever fails here failed before any session existed. (The
+        # ssh plugin connects per command, so for it the message tells - is_connect_failure.)
+        try:
+            self.action._connection._connect()
+        except CONNECTION_ERRORS as e:
+            raise HostUnreachable(str(e), at_connect=True)
         try:
             result = self.action._execute_module(module_name=self.module_name, module_args=args, task_vars=self.task_vars)
-        except AnsibleConnectionFailure as e:
+        except CONNECTION_ERRORS as e:
             raise HostUnreachable(str(e), at_connect=is_connect_failure(str(e)))
         if result.get("unreachable"):
             raise HostUnreachable(result.get("msg", "unreachable"), at_connect=is_connect_failure(result.get("msg")))

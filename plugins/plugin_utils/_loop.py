@@ -12,7 +12,7 @@ for the host and asking detection, never by blindly running the installer again.
 
 from __future__ import annotations
 
-from ansible_collections.depot.software.plugins.plugin_utils._exit_codes import FAILURE
+from ansible_collections.depot.software.plugins.plugin_utils._exit_codes import FAILURE, to_int32
 
 TAIL_KEYS = ("stdout_tail", "stderr_tail", "log_tail", "cmd", "content", "run_as", "duration", "boot_id")
 
@@ -64,9 +64,12 @@ class AttemptLoop(object):
         self.rebooted = False
         self.last = {}
         self.boot_id = None
+        self.reboot_unknown = False   # a session broke before we knew the boot id: rebooted or not?
 
     # -- helpers -------------------------------------------------------------------------------
     def _record(self, result, klass):
+        if isinstance(result.get("rc"), int):
+            result = dict(result, rc=to_int32(result["rc"]))
         self.last = result
         self.boot_id = result.get("boot_id") or self.boot_id
         entry = dict(rc=result.get("rc"), status=result.get("status"), duration=result.get("duration", 0.0),
@@ -86,12 +89,13 @@ class AttemptLoop(object):
         result = dict(
             outcome=outcome,
             failed=failed,
-            changed=any(a["status"] in ("executed", "timeout") for a in self.attempts) or self.rebooted
-            or self.last.get("status") == "would_change",
+            # 'already' (1605/1614 on uninstall) is success, not a change.
+            changed=any(a["status"] in ("executed", "timeout", "connection_lost") and a["class"] != "already"
+                        for a in self.attempts) or self.rebooted or self.last.get("status") == "would_change",
             rc=self.last.get("rc"),
             status=self.last.get("status"),
             reboot_required=reboot_required,
-            rebooted=self.rebooted,
+            rebooted=None if self.reboot_unknown and not self.rebooted else self.rebooted,
             attempts=self.attempts,
             detected_before=first.get("detected_before"),
             detected_after=detected_after,
@@ -119,7 +123,9 @@ class AttemptLoop(object):
         then let detection say what happened."""
         previous = self.boot_id
         self.boot_id = self.host.wait_for_boot(None)
-        if previous is not None and self.boot_id != previous:
+        if previous is None:
+            self.reboot_unknown = True
+        elif self.boot_id != previous:
             self.rebooted = True
         verify = self.host.attempt(detect_only=True)
         detected = verify.get("detected_before")

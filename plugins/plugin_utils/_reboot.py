@@ -21,6 +21,8 @@ from ansible_collections.depot.software.plugins.plugin_utils._loop import Reboot
 
 display = Display()
 
+ALREADY_SCHEDULED = 1190  # ERROR_SHUTDOWN_IS_SCHEDULED
+
 POSIX_DEFAULTS = dict(
     reboot_command="shutdown -r now",
     boot_time_command="cat /proc/sys/kernel/random/boot_id",
@@ -89,10 +91,11 @@ class Rebooter(object):
         display.vv("%s: rebooting with %r" % (self.name, self.commands["reboot_command"]))
         try:
             rc, out, err = self.run(self.commands["reboot_command"])
-        except AnsibleConnectionFailure as e:
-            rc, err = 0, str(e)  # the host may drop the session while going down
-        if rc not in (0, None):
-            raise RebootFailed("reboot command failed (rc %s): %s %s" % (rc, out, err))
+        except (AnsibleConnectionFailure, OSError) as e:
+            rc, out, err = 0, "", str(e)  # the host may drop the session while going down
+        # shutdown.exe 1190: a shutdown is already scheduled - the host is going down anyway.
+        if rc not in (0, None, ALREADY_SCHEDULED):
+            raise RebootFailed("the reboot command failed (rc %s): %s %s" % (rc, out, err))
         return self.wait_for_boot(previous_boot_id)
 
     def wait_for_boot(self, previous_boot_id):
@@ -114,7 +117,7 @@ class Rebooter(object):
                         last_error = "readiness check failed (rc %s): %s" % (rc, err or out)
                     else:
                         last_error = "boot id unchanged (%s): the host has not rebooted yet" % current
-                except (AnsibleConnectionFailure, AnsibleError) as e:
+                except (AnsibleError, OSError) as e:  # OSError: requests' errors from psrp/winrm
                     last_error = str(e)
                 if self.clock() >= deadline:
                     raise RebootFailed("the host did not come back within reboot_timeout (%ss): %s"
