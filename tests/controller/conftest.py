@@ -38,3 +38,73 @@ def database_url(request, tmp_path):
         with admin.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+# --- the API, on each database ---------------------------------------------------------------------
+
+INVENTORY = """\
+all:
+  children:
+    web:
+      hosts:
+        web1: {os_family: Debian, site: lan, services: [nginx, php]}
+        web2: {os_family: RedHat, site: lan, services: [nginx]}
+    db:
+      hosts:
+        db1: {os_family: Debian, site: dmz, db_engine: postgres}
+    linux:
+      children:
+        web:
+        db:
+    empty: {}
+  hosts:
+    lone: {os_family: Windows}
+"""
+
+
+@pytest.fixture
+def inventory(tmp_path):
+    """A small static YAML inventory: groups web (web1, web2), db (db1), linux (web + db), an empty
+    group, and an ungrouped host; host vars for dynamic filters."""
+    path = tmp_path / "inventory.yml"
+    path.write_text(INVENTORY)
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path, database_url):
+    from depot.config import Settings
+    from depot.database import migrate
+
+    migrate.upgrade(database_url)
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, max_upload_bytes=64 * 1024)
+
+
+@pytest.fixture
+def app(settings):
+    from depot.api import create_app
+
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app):
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture
+def table_counts(app):
+    """A function returning {table: row count} of every table, to show a request wrote nothing."""
+    from sqlalchemy import func, select
+
+    from depot.database import models
+
+    def counts():
+        with app.state.engine.connect() as connection:
+            return {name: connection.scalar(select(func.count()).select_from(table))
+                    for name, table in models.Base.metadata.tables.items()}
+
+    return counts

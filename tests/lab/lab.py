@@ -10,6 +10,7 @@ also mounted on the controller side under ``WORKDIR/hosts/NAME/root``, which is 
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import functools
 import ipaddress
 import json
@@ -198,7 +199,8 @@ class Lab:
         """Create the lab from scratch (cleaning whatever an earlier lab left) and wait for every sshd."""
         if missing := self.missing_requirements():
             raise LabError(f"the lab needs {', '.join(missing)}")
-        self.down()
+        self._claim()
+        self._teardown()
         try:
             self._up()
         except BaseException:
@@ -228,8 +230,40 @@ class Lab:
         self.write_inventory(self.inventory)
         self.wait_ssh()
 
+    def _claim(self) -> None:
+        """Hold the prefix's lock for as long as this object owns the lab: another process's up()
+        with the same prefix fails instead of tearing down a lab that is in use."""
+        if getattr(self, "_lock", None) is not None:
+            return
+        path = Path(f"/run/depot-lab-{self.prefix}.lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode().strip() or "?"
+            os.close(fd)
+            raise LabError(f"lab {self.prefix!r} is in use by process {holder}; choose another "
+                           "DEPOT_LAB_PREFIX, DEPOT_LAB_WORKDIR and DEPOT_LAB_SUBNET") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock = fd
+
+    def _release(self) -> None:
+        fd = getattr(self, "_lock", None)
+        if fd is not None:
+            os.close(fd)   # closing drops the flock
+            self._lock = None
+
     def down(self) -> None:
-        """Remove the lab and anything a crashed lab with the same prefix and workdir left. Idempotent."""
+        """Remove the lab and anything a crashed lab with the same prefix and workdir left. Idempotent.
+        Refused (LabError) while another process owns a lab of this prefix."""
+        self._claim()
+        try:
+            self._teardown()
+        finally:
+            self._release()
+
+    def _teardown(self) -> None:
         for server in self._servers:
             server.shutdown()
             server.server_close()

@@ -9,7 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from tests.lab import HOST_INSTALLERS, Lab
+import pytest
+
+from tests.lab import HOST_INSTALLERS, Lab, LabError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -163,12 +165,20 @@ def test_cli_status(lab: Lab) -> None:
     assert all(h["sshd"] and h["online"] and h["keeper"] for h in hosts.values())
 
 
+def test_a_lab_in_use_is_not_torn_down_by_another_up(lab: Lab) -> None:
+    """A second process (here: object) asking for the same prefix is refused, not obeyed."""
+    with pytest.raises(LabError, match="is in use by process"):
+        Lab(prefix=lab.prefix, hosts=2, workdir=lab.workdir, subnet=str(lab.subnet)).up()
+    assert lab.ssh("h1", "true").returncode == 0
+
+
 def test_down_after_a_crash_leaves_nothing_behind(lab: Lab) -> None:
     """A second, small lab is abandoned with a stray process (a crashed test); ``down()`` cleans it all."""
     workdir = Path("/var/tmp/depot-lab-selftest")
     crashed = Lab(prefix="dlabx", hosts=2, workdir=workdir, subnet="10.213.47.192/26").up()
     stray = subprocess.Popen(crashed._enter(crashed.host("h1")) + ["sleep", "1000"], start_new_session=True)
     assert crashed.ssh("h2", "true").returncode == 0
+    crashed._release()  # what the crash of its process does to the lab's lock
 
     survivor = Lab(prefix="dlabx", hosts=2, workdir=workdir, subnet="10.213.47.192/26")
     survivor.down()

@@ -6,6 +6,7 @@ Pure functions, so every mapping is unit-tested without running anything.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from depot.orchestration.states import HostStatus
@@ -88,7 +89,13 @@ def _msg(res: dict) -> str | None:
     return str(msg)[:2000] if msg else None
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
 def stdout_lines(event: dict) -> tuple[str | None, list[str]]:
-    """(host, lines) of an event's display text, for the per-host log tail."""
-    text = event.get("stdout") or ""
+    """(host, lines) of a host's result display text, for the per-host log tail; banners and
+    other hosts' lines are not part of it."""
+    if not str(event.get("event", "")).startswith(("runner_on_", "runner_item_on_", "runner_retry")):
+        return None, []
+    text = ANSI.sub("", event.get("stdout") or "")
     return _host(event), [line for line in text.splitlines() if line.strip()]

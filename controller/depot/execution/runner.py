@@ -151,6 +151,7 @@ def run_batch(factory: sessionmaker[Session], settings: Settings, keys: Keys, ru
         ANSIBLE_HOST_KEY_CHECKING="False",
         ANSIBLE_RETRY_FILES_ENABLED="False",
         ANSIBLE_FORCE_COLOR="False",
+        ANSIBLE_NOCOLOR="True",
         PATH=os.pathsep.join([BIN_DIR, os.environ.get("PATH", os.defpath)]),
         **plan.secrets,  # only in the process environment: suppress_env_files keeps them off disk
     )

@@ -25,28 +25,52 @@ def content_path(data_dir: Path, sha256: str) -> Path:
     return content_dir(data_dir) / sha256
 
 
+class ContentWriter:
+    """Writes content into the store piece by piece, hashing as it goes, so an upload never has to
+    be held in memory or spooled elsewhere first. Going over ``max_bytes`` raises ValueError and
+    leaves nothing behind; ``commit()`` moves the content to its sha256 name."""
+
+    def __init__(self, data_dir: Path, max_bytes: int):
+        self.directory = content_dir(data_dir)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._digest = hashlib.sha256()
+        fd, self._partial = tempfile.mkstemp(dir=self.directory, prefix=".upload-")
+        self._out = os.fdopen(fd, "wb")
+
+    def write(self, block: bytes) -> None:
+        self.size += len(block)
+        if self.size > self.max_bytes:
+            self.discard()
+            raise ValueError(f"content is larger than the limit of {self.max_bytes} bytes")
+        self._digest.update(block)
+        self._out.write(block)
+
+    def commit(self) -> tuple[str, int]:
+        self._out.close()
+        sha = self._digest.hexdigest()
+        os.replace(self._partial, self.directory / sha)
+        self._partial = None
+        return sha, self.size
+
+    def discard(self) -> None:
+        self._out.close()
+        if self._partial and os.path.exists(self._partial):
+            os.unlink(self._partial)
+        self._partial = None
+
+
 def store(data_dir: Path, stream: BinaryIO, max_bytes: int) -> tuple[str, int]:
     """Write ``stream`` into the content store; returns (sha256, size). Content over ``max_bytes``
     raises ValueError and leaves nothing behind."""
-    directory = content_dir(data_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    digest, size = hashlib.sha256(), 0
-    fd, partial = tempfile.mkstemp(dir=directory, prefix=".upload-")
+    writer = ContentWriter(data_dir, max_bytes)
     try:
-        with os.fdopen(fd, "wb") as out:
-            for block in iter(lambda: stream.read(CHUNK), b""):
-                size += len(block)
-                if size > max_bytes:
-                    raise ValueError(f"content is larger than the limit of {max_bytes} bytes")
-                digest.update(block)
-                out.write(block)
-        sha = digest.hexdigest()
-        os.replace(partial, directory / sha)
-        partial = None
-        return sha, size
+        for block in iter(lambda: stream.read(CHUNK), b""):
+            writer.write(block)
+        return writer.commit()
     finally:
-        if partial and os.path.exists(partial):
-            os.unlink(partial)
+        writer.discard()
 
 
 def _message(sha256: str, filename: str, expires: int) -> str:

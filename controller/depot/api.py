@@ -1,0 +1,87 @@
+"""The REST API: ``create_app(settings)`` builds the FastAPI application. It starts nothing in the
+background; the CLI adds the scheduler and the worker next to it."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from depot import __version__
+from depot.config import Settings
+from depot.credentials.views import router as credentials_router
+from depot.database.core import make_engine, make_sessionmaker
+from depot.deployments.views import router as deployments_router
+from depot.deployments.views import runs_router
+from depot.dependencies import DbSession
+from depot.errors import DepotError, Invalid
+from depot.orchestration.states import InvalidTransition
+from depot.packages.views import content_router
+from depot.packages.views import router as packages_router
+from depot.policies.views import router as policies_router
+from depot.security import load_keys
+from depot.targets.views import router as targets_router
+
+API_PREFIX = "/api/v1"
+
+
+def _errors(errors) -> list[dict]:
+    """Validation errors as loc/msg/type only: never echo the input back (it may hold a secret)."""
+    return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def request_invalid(_request: Request, exc: RequestValidationError):
+        return JSONResponse({"detail": _errors(exc.errors())}, status_code=422)
+
+    @app.exception_handler(Invalid)
+    async def service_invalid(_request: Request, exc: Invalid):
+        return JSONResponse({"detail": exc.detail()}, status_code=422)
+
+    @app.exception_handler(DepotError)
+    async def depot_error(_request: Request, exc: DepotError):
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+
+    @app.exception_handler(InvalidTransition)
+    async def invalid_transition(_request: Request, exc: InvalidTransition):
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(IntegrityError)
+    async def integrity_error(_request: Request, exc: IntegrityError):
+        return JSONResponse({"detail": f"conflicts with stored data: {exc.orig}"}, status_code=409)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        engine.dispose()
+
+    app = FastAPI(title="Depot", version=__version__, lifespan=lifespan, docs_url="/docs",
+                  description="Software repository, policies and multi-step deployments with per-host status.")
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.keys = load_keys(settings.data_dir, settings.secret_key)
+    _install_error_handlers(app)
+
+    api = APIRouter(prefix=API_PREFIX)
+
+    @api.get("/health", tags=["health"])
+    def health(session: DbSession) -> dict:
+        session.execute(text("SELECT 1"))
+        return {"status": "ok", "version": __version__}
+
+    for router in (packages_router, content_router, credentials_router, targets_router, policies_router,
+                   deployments_router, runs_router):
+        api.include_router(router)
+    app.include_router(api)
+    return app

@@ -1,0 +1,124 @@
+"""The `depot` command: the controller's processes (serve, worker, migrate) and a client of its
+API (deploy, status)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+from depot.config import Settings, get_settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from depot.api import create_app
+    from depot.database.migrate import upgrade
+    from depot.execution.worker import Worker
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    app = create_app(settings)
+    worker = None
+    if not args.no_worker:
+        worker = Worker(app.state.sessionmaker, settings, app.state.keys)
+        threading.Thread(target=worker.run_forever, name="depot-worker", daemon=True).start()
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    finally:
+        if worker is not None:
+            worker.stop()
+            worker.drain(timeout=args.drain_timeout)
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from depot.database.core import make_engine, make_sessionmaker
+    from depot.database.migrate import check_current
+    from depot.execution.worker import Worker
+    from depot.security import load_keys
+
+    settings = get_settings()
+    check_current(settings.database_url)
+    engine = make_engine(settings.database_url)
+    worker = Worker(make_sessionmaker(engine), settings, load_keys(settings.data_dir, settings.secret_key))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: worker.stop())
+    logging.getLogger(__name__).info("worker %s started", settings.worker_name)
+    worker.run_forever()
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from depot.database.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(settings.database_url, args.revision)
+    print(f"database at {args.revision}: {_safe_url(settings.database_url)}")
+    return 0
+
+
+def _settings(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    for name, field in Settings.model_fields.items():
+        value = getattr(settings, name)
+        if name == "secret_key" and value:
+            value = "(set)"
+        if name == "database_url":
+            value = _safe_url(value)
+        print(f"DEPOT_{name.upper()} = {value}\n    {field.description}")
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="depot", description=__doc__)
+    parser.add_argument("--log-level", default=os.environ.get("DEPOT_LOG_LEVEL", "info"),
+                        choices=["debug", "info", "warning", "error"])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="API + scheduler + one worker in one process (the embedded default)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--no-worker", action="store_true", help="serve the API only; workers run as `depot worker`")
+    serve.add_argument("--drain-timeout", type=float, default=600, help="seconds to let running steps finish on stop")
+    serve.set_defaults(func=_serve)
+
+    worker = sub.add_parser("worker", help="a worker that claims and runs work (any number, on PostgreSQL)")
+    worker.set_defaults(func=_worker)
+
+    migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
+    migrate.add_argument("revision", nargs="?", default="head")
+    migrate.set_defaults(func=_migrate)
+
+    settings = sub.add_parser("settings", help="print every setting, its value and what it means")
+    settings.set_defaults(func=_settings)
+
+    from depot import client
+    client.add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API call is noise in a terminal
+    try:
+        return args.func(args) or 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

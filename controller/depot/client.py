@@ -1,0 +1,201 @@
+"""Client commands of `depot`: talk to a controller's API (DEPOT_URL, default
+http://127.0.0.1:8080) to create and start deployments and follow them live."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+API = "/api/v1"
+DEFAULT_URL = "http://127.0.0.1:8080"
+STATUS_STYLE = {
+    "ready": "dim", "active": "bold cyan", "success": "green", "success_reboot_pending": "yellow",
+    "failed": "bold red", "unreachable": "magenta", "inconclusive": "yellow", "deferred": "blue",
+    "cancelled": "dim", "unknown": "bold red",
+}
+FINAL_STATES = ("completed", "archived")
+
+
+class ApiError(RuntimeError):
+    pass
+
+
+class Client:
+    def __init__(self, url: str, timeout: float = 30.0):
+        self.http = httpx.Client(base_url=url.rstrip("/") + API, timeout=timeout)
+
+    def request(self, method: str, path: str, **kw):
+        response = self.http.request(method, path, **kw)
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail")
+            except ValueError:
+                detail = response.text
+            raise ApiError(f"{method} {API}{path}: {response.status_code} {json.dumps(detail) if not isinstance(detail, str) else detail}")
+        if response.headers.get("content-type", "").startswith("application/json"):
+            return response.json()
+        return response.text
+
+    def all(self, path: str, **params) -> list[dict]:
+        items, page = [], 1
+        while True:
+            data = self.request("GET", path, params=dict(params, page=page, page_size=500))
+            items += data["items"]
+            if len(items) >= data["total"] or not data["items"]:
+                return items
+            page += 1
+
+    def find(self, path: str, **match) -> dict | None:
+        for item in self.all(path, **{k: v for k, v in match.items() if k in ("name",)}):
+            if all(item.get(k) == v for k, v in match.items()):
+                return item
+        return None
+
+
+# -- depot deploy FILE ------------------------------------------------------------------------
+
+def _ensure_target(client: Client, spec: dict) -> int:
+    existing = client.find("/targets", name=spec["name"])
+    if existing:
+        return existing["id"]
+    return client.request("POST", "/targets", json=spec)["id"]
+
+
+def _ensure_package(client: Client, spec: dict, base: Path) -> int:
+    spec = dict(spec)
+    content = spec.pop("file", None)
+    existing = client.find("/packages", name=spec["name"], version=spec["version"], platform=spec["platform"])
+    package = existing or client.request("POST", "/packages", json=spec)
+    if content and not package.get("content_sha256"):
+        path = (base / content).resolve()
+        with path.open("rb") as f:
+            package = client.request("POST", f"/packages/{package['id']}/content", files={"file": (path.name, f)})
+    return package["id"]
+
+
+def create_from_file(client: Client, path: Path) -> dict:
+    """Targets and packages of the file are created (or reused by name); then the deployment."""
+    spec = yaml.safe_load(os.path.expandvars(path.read_text()))  # ${VAR}s of the caller's environment
+    base = path.parent
+    targets = {t["name"]: _ensure_target(client, t) for t in spec.get("targets", [])}
+    packages = {p["name"]: _ensure_package(client, p, base) for p in spec.get("packages", [])}
+    steps = []
+    for step in spec["steps"]:
+        step = dict(step)
+        if "package" in step:
+            step["package_id"] = packages[step.pop("package")]
+        if "targets" in step:
+            step["target_ids"] = [targets[name] for name in step.pop("targets")]
+        steps.append(step)
+    body = {k: v for k, v in spec.items() if k not in ("targets", "packages", "steps")}
+    return client.request("POST", "/deployments", json=dict(body, steps=steps))
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    client = Client(args.url)
+    deployment = create_from_file(client, Path(args.file))
+    print(f"deployment {deployment['id']} created: {deployment['name']}", file=sys.stderr)
+    if args.no_start:
+        return _emit(args, deployment)
+    client.request("POST", f"/deployments/{deployment['id']}/ready")
+    client.request("POST", f"/deployments/{deployment['id']}/start")
+    if args.no_wait:
+        return _emit(args, client.request("GET", f"/deployments/{deployment['id']}"))
+    return _follow(client, deployment["id"], args)
+
+
+# -- depot status ID --------------------------------------------------------------------------
+
+def snapshot(client: Client, deployment_id: int) -> tuple[dict, list[dict]]:
+    deployment = client.request("GET", f"/deployments/{deployment_id}")
+    rows = client.all(f"/deployments/{deployment_id}/report")
+    return deployment, rows
+
+
+def render(deployment: dict, rows: list[dict]) -> Table:
+    steps = sorted({(r["position"], r["step_name"]) for r in rows})
+    title = f"deployment {deployment['id']} {deployment['name']!r}: {deployment['state']}"
+    if deployment.get("outcome"):
+        title += f" ({deployment['outcome']})"
+    table = Table(title=title, title_justify="left")
+    table.add_column("host")
+    for position, name in steps:
+        table.add_column(f"{position}. {name}")
+    by_host: dict[str, dict[int, dict]] = {}
+    for r in rows:
+        by_host.setdefault(r["host"], {})[r["position"]] = r
+    for host in sorted(by_host):
+        cells = []
+        for position, _ in steps:
+            r = by_host[host].get(position)
+            if r is None:
+                cells.append("")
+                continue
+            text = r["status"]
+            if r.get("rc") is not None:
+                text += f" rc {r['rc']}"
+            if r.get("queued_behind"):
+                text += f" (behind {r['queued_behind']})"
+            cells.append(f"[{STATUS_STYLE.get(r['status'], '')}]{text}[/]")
+        table.add_row(host, *cells)
+    return table
+
+
+def _follow(client: Client, deployment_id: int, args: argparse.Namespace) -> int:
+    console = Console(stderr=args.json)
+    deadline = time.monotonic() + args.timeout if args.timeout else None
+    with Live(console=console, auto_refresh=False, transient=False) as live:
+        while True:
+            deployment, rows = snapshot(client, deployment_id)
+            live.update(render(deployment, rows), refresh=True)
+            if deployment["state"] in FINAL_STATES or not args.watch:
+                break
+            if deadline and time.monotonic() > deadline:
+                console.print(f"[red]still {deployment['state']} after {args.timeout}s[/]")
+                return 2
+            time.sleep(args.interval)
+    if args.json:
+        print(json.dumps(dict(deployment=deployment, hosts=rows), indent=2))
+    if deployment["state"] in FINAL_STATES:
+        return 0 if deployment.get("outcome") == "success" else 1
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    return _follow(Client(args.url), args.deployment, args)
+
+
+def _emit(args: argparse.Namespace, data: dict) -> int:
+    print(json.dumps(data, indent=2) if args.json else f"deployment {data['id']}: {data['state']}")
+    return 0
+
+
+def add_commands(sub) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", default=os.environ.get("DEPOT_URL", DEFAULT_URL), help="controller URL (DEPOT_URL)")
+    common.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    deploy = sub.add_parser("deploy", parents=[common], help="create a deployment from a YAML file, start it, follow it")
+    deploy.add_argument("file")
+    deploy.add_argument("--no-start", action="store_true", help="only create it (Draft)")
+    deploy.add_argument("--no-wait", action="store_true", help="start it and return")
+    deploy.add_argument("--interval", type=float, default=1.0)
+    deploy.add_argument("--timeout", type=float, default=0, help="give up waiting after this many seconds (0: never)")
+    deploy.set_defaults(func=_deploy, watch=True)
+
+    status = sub.add_parser("status", parents=[common], help="a deployment's per-host status, live with --watch")
+    status.add_argument("deployment", type=int)
+    status.add_argument("--watch", action="store_true", help="refresh until the deployment completes")
+    status.add_argument("--interval", type=float, default=1.0)
+    status.add_argument("--timeout", type=float, default=0)
+    status.set_defaults(func=_status)

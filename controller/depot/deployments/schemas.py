@@ -1,0 +1,211 @@
+"""Request and response bodies of deployments, their steps, the per-host report and runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from depot import modulespec
+from depot.orchestration.states import DeploymentOutcome, DeploymentState, HostStatus
+from depot.schemas import InModel, ReadModel
+
+ExitCode = Annotated[int, Field(ge=-2 ** 31, le=2 ** 31 - 1)]
+
+# Module arguments that are columns of the step (script, execution_timeout), identify the package
+# (its columns), or are secrets; the rest of the inline action's arguments go in `options`.
+STEP_NOT_OPTIONS = {
+    "package": {"name", "installer_type", "product_id", "version", "src", "checksum", "timeout", "run_as_password"},
+    "script": {"name", "script", "script_path", "secrets", "timeout", "run_as_password"},
+}
+
+
+class StepFields(InModel):
+    name: str | None = Field(default=None, max_length=200, description="Default: the policy's or package's name")
+    policy_id: int | None = Field(default=None, description="A published policy; or give an inline `action`")
+    action: Literal["package", "script"] | None = Field(default=None, validate_default=True, description=(
+        "Inline action instead of a policy: package (package_id) or script (script)"))
+    package_id: int | None = Field(default=None, validate_default=True)
+    script: str | None = Field(default=None, validate_default=True)
+    target_ids: list[int] = Field(default_factory=list, description="Targets whose hosts this step runs on")
+    execution_timeout: int = Field(default=3600, ge=1, description="Seconds one host may spend on the step")
+    valid_exit_codes: list[ExitCode] | None = Field(default=None, description=(
+        "Exit codes that count as success (default: the package's exit-code classes)"))
+    machine_contact_timeout: int = Field(default=0, ge=0, description=(
+        "Seconds to keep trying to reach an offline host before it is unreachable; 0 = wait indefinitely"))
+    fail_deployment_if_unsuccessful: bool = True
+    only_run_further_steps_if_successful: bool = True
+    options: dict = Field(default_factory=dict, validate_default=True, description=(
+        "Further arguments of the inline action (depot.software.package or depot.software.script), or "
+        "overrides of the policy's options"))
+
+    @field_validator("action")
+    @classmethod
+    def _policy_or_action(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if "policy_id" not in info.data:
+            return value
+        if info.data["policy_id"] is not None and value is not None:
+            raise ValueError("give either policy_id or an inline action, not both")
+        if info.data["policy_id"] is None and value is None:
+            raise ValueError("either policy_id or an inline action (package or script) is required")
+        return value
+
+    @field_validator("package_id")
+    @classmethod
+    def _package_for_package(cls, value: int | None, info: ValidationInfo) -> int | None:
+        action = info.data.get("action")
+        if action == "package" and value is None:
+            raise ValueError("package_id is required for action package")
+        if action != "package" and value is not None:
+            raise ValueError("package_id goes only with action package")
+        return value
+
+    @field_validator("script")
+    @classmethod
+    def _script_for_script(cls, value: str | None, info: ValidationInfo) -> str | None:
+        action = info.data.get("action")
+        if action == "script" and not (value and value.strip()):
+            raise ValueError("script is required for action script")
+        if action != "script" and value is not None:
+            raise ValueError("script goes only with action script")
+        return value
+
+    @field_validator("target_ids")
+    @classmethod
+    def _unique_targets(cls, value: list[int]) -> list[int]:
+        return list(dict.fromkeys(value))
+
+    @field_validator("options")
+    @classmethod
+    def _known_options(cls, value: dict, info: ValidationInfo) -> dict:
+        action = info.data.get("action")
+        if action is not None:   # a policy's step: checked against the policy's category by the service
+            errors = modulespec.option_errors(value, modulespec.allowed_options(action, STEP_NOT_OPTIONS[action]))
+            if errors:
+                raise ValueError("; ".join(errors))
+        return value
+
+
+class StepCreate(StepFields):
+    position: int | None = Field(default=None, ge=1, description="Insert at this position (from 1); default: last")
+
+
+class StepUpdate(InModel):
+    """Only the fields given change; the step is validated as a whole. `position` moves it."""
+
+    name: str | None = None
+    policy_id: int | None = None
+    action: Literal["package", "script"] | None = None
+    package_id: int | None = None
+    script: str | None = None
+    target_ids: list[int] | None = None
+    execution_timeout: int | None = None
+    valid_exit_codes: list[int] | None = None
+    machine_contact_timeout: int | None = None
+    fail_deployment_if_unsuccessful: bool | None = None
+    only_run_further_steps_if_successful: bool | None = None
+    options: dict | None = None
+    position: int | None = Field(default=None, ge=1)
+
+
+class StepRead(ReadModel):
+    id: int
+    position: int
+    name: str
+    policy_id: int | None
+    action: str | None
+    package_id: int | None
+    script: str | None
+    target_ids: list[int]
+    execution_timeout: int
+    valid_exit_codes: list[int] | None
+    machine_contact_timeout: int
+    fail_deployment_if_unsuccessful: bool
+    only_run_further_steps_if_successful: bool
+    options: dict
+
+
+class DeploymentCreate(InModel):
+    name: str = Field(min_length=1, max_length=200)
+    pipelined: bool = Field(default=False, description=(
+        "Each host moves to its next step as soon as its own step finishes (default: step N+1 starts "
+        "once step N has finished on all of its hosts)"))
+    max_concurrent_hosts: int | None = Field(default=None, ge=1, description="Default: the workers' capacity")
+    steps: list[StepFields] = Field(default_factory=list, description="In order")
+
+
+class DeploymentUpdate(InModel):
+    """Only the fields given change; `steps` replaces every step. Editing a ready deployment
+    returns it to draft."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    pipelined: bool | None = None
+    max_concurrent_hosts: int | None = Field(default=None, ge=1)
+    steps: list[StepFields] | None = None
+
+
+class DeploymentRead(ReadModel):
+    id: int
+    name: str
+    state: DeploymentState
+    outcome: DeploymentOutcome | None
+    pipelined: bool
+    max_concurrent_hosts: int | None
+    cancel_requested: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    steps: list[StepRead]
+
+
+class StartResult(ReadModel):
+    deployment: DeploymentRead
+    host_results: int = Field(description="(step, host) items created")
+
+
+class HostReport(ReadModel):
+    """One host's progress through one step."""
+
+    id: int
+    step_id: int
+    position: int
+    step_name: str
+    host: str
+    status: HostStatus
+    reason: str | None
+    queued_behind: int | None
+    rc: int | None
+    outcome: str | None
+    attempts: list
+    contact_attempts: int
+    run_id: int | None
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    next_attempt_at: dt.datetime | None
+    log_tail: str | None
+
+
+class ReportPage(ReadModel):
+    items: list[HostReport]
+    total: int
+    page: int
+    page_size: int
+    counts: dict[str, int] = Field(description="Host results of the whole deployment by status")
+
+
+class RunRead(ReadModel):
+    id: int
+    deployment_id: int
+    step_id: int
+    worker: str
+    status: str
+    hosts: list
+    events: int
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    heartbeat_at: dt.datetime
+
+
+ReportFormat = Literal["csv", "json"]
