@@ -17,8 +17,9 @@ from depot.deployments.schemas import (
     DeploymentCreate, DeploymentUpdate, HostReport, StepCreate, StepFields, StepUpdate,
 )
 from depot.errors import Conflict, Invalid, NotFound, not_found
-from depot.orchestration.service import set_deployment_state, set_host_status
-from depot.orchestration.states import DeploymentOutcome, DeploymentState, HostStatus
+from depot.orchestration import lifecycle
+from depot.orchestration.service import set_deployment_state
+from depot.orchestration.states import DeploymentState, HostStatus
 from depot.packages.models import Package
 from depot.policies import schemas as policy_schemas
 from depot.policies.models import Policy
@@ -285,17 +286,11 @@ def cancel(session: Session, deployment: Deployment, actor: str) -> Deployment:
         raise Conflict(f"deployment {deployment.id} is {deployment.state.value}: only an active deployment "
                        "can be cancelled")
     deployment.cancel_requested = True
-    waiting = session.scalars(select(HostResult).where(
-        HostResult.deployment_id == deployment.id,
-        HostResult.status.in_([HostStatus.READY, HostStatus.DEFERRED, HostStatus.INCONCLUSIVE]),
-    ).order_by(HostResult.id).with_for_update()).all()
-    set_host_status(session, waiting, HostStatus.CANCELLED, cause="cancelled", actor=actor,
-                    reason=f"deployment cancelled by {actor}")
-    active = session.scalar(select(func.count()).select_from(HostResult).where(
-        HostResult.deployment_id == deployment.id, HostResult.status == HostStatus.ACTIVE))
-    if not active:
-        set_deployment_state(session, deployment, D.COMPLETED, cause="cancelled", actor=actor,
-                             outcome=DeploymentOutcome.CANCELLED)
+    # The same rules the worker applies: waiting hosts are cancelled, and with none running the
+    # deployment completes now.
+    lifecycle.cascade(session, deployment, actor, reason=f"deployment cancelled by {actor}")
+    session.flush()
+    lifecycle.complete_if_done(session, deployment, actor)
     session.flush()
     return deployment
 

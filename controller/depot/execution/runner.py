@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from depot.config import Settings
 from depot.database.core import transaction, utcnow
 from depot.deployments.models import HostResult, Run, Step
-from depot.execution import lifecycle, varsfile
+from depot.execution import varsfile
+from depot.orchestration import lifecycle
 from depot.execution.events import StepResult, step_result, stdout_lines
 from depot.execution.plan import PlanError, plan_step
 from depot.orchestration.service import set_host_status

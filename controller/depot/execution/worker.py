@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from depot.config import Settings
 from depot.database.core import transaction, utcnow
 from depot.deployments.models import Deployment, HostResult, Run
-from depot.execution import lifecycle
+from depot.orchestration import lifecycle
 from depot.execution.claims import claim
 from depot.execution.runner import run_batch
 from depot.security import Keys

@@ -62,16 +62,16 @@ def wake_due(session: Session, now: dt.datetime, actor: str) -> None:
     set_host_status(session, rows, H.READY, cause="deferral over", actor=actor)
 
 
-def cascade(session: Session, deployment: Deployment, actor: str) -> None:
+def cascade(session: Session, deployment: Deployment, actor: str, reason: str = "the deployment was cancelled") -> None:
     """Later steps of a host whose earlier step was not successful, where that step says
     "only run further steps if successful", are cancelled; on a cancelled deployment every host
     that is not active is cancelled."""
     if deployment.cancel_requested:
         rows = session.scalars(select(HostResult).where(
             HostResult.deployment_id == deployment.id,
-            HostResult.status.in_([H.READY, H.DEFERRED, H.INCONCLUSIVE]))).all()
-        set_host_status(session, rows, H.CANCELLED, cause="deployment cancelled", actor=actor,
-                        reason="the deployment was cancelled")
+            HostResult.status.in_([H.READY, H.DEFERRED, H.INCONCLUSIVE])).order_by(HostResult.id)
+            .with_for_update()).all()
+        set_host_status(session, rows, H.CANCELLED, cause="deployment cancelled", actor=actor, reason=reason)
         return
     earlier = aliased(HostResult)
     blockers = (select(earlier.host, earlier.position, Step.position)
@@ -99,13 +99,14 @@ def complete_if_done(session: Session, deployment: Deployment, actor: str) -> bo
         return False
     if deployment.cancel_requested:
         outcome = DeploymentOutcome.CANCELLED
+        cause = "cancelled"
     else:
         failed = session.scalar(select(func.count()).select_from(HostResult).join(Step, Step.id == HostResult.step_id).where(
             HostResult.deployment_id == deployment.id, HostResult.status.not_in(list(SUCCESSFUL_HOST_STATUSES)),
             HostResult.status != H.CANCELLED, Step.fail_deployment_if_unsuccessful.is_(True)))
         outcome = DeploymentOutcome.FAILED if failed else DeploymentOutcome.SUCCESS
-    set_deployment_state(session, deployment, DeploymentState.COMPLETED, cause="every host is done", actor=actor,
-                         outcome=outcome)
+        cause = "every host is done"
+    set_deployment_state(session, deployment, DeploymentState.COMPLETED, cause=cause, actor=actor, outcome=outcome)
     return True
 
 
