@@ -175,15 +175,21 @@ def run_batch(factory: sessionmaker[Session], settings: Settings, keys: Keys, ru
         status = runner.status
     finally:
         sink.flush()
-        with transaction(factory) as session:
-            run = session.get(Run, run_id)
-            run.status, run.finished_at, run.events = status, utcnow(), sink.events
-            lost = session.scalars(select(HostResult).where(HostResult.run_id == run_id, HostResult.status == H.ACTIVE)).all()
-            lifecycle.mark_inconclusive(session, lost, cause=f"the run ended ({status}) with no result for this host",
-                                        actor=actor)
-            lifecycle.settle(session, actor, [deployment_id])
+        finish_run(factory, run_id, status, sink.events, actor)
         _drop_private_files(run_dir)
     return status
+
+
+def finish_run(factory: sessionmaker[Session], run_id: int, status: str, events: int, actor: str) -> None:
+    """Record the run's end. A host still Active has no result: the run died or lost it mid-way,
+    so it is Inconclusive (and re-verified once)."""
+    with transaction(factory) as session:
+        run = session.get(Run, run_id)
+        run.status, run.finished_at, run.events = status, utcnow(), events
+        lost = session.scalars(select(HostResult).where(HostResult.run_id == run_id, HostResult.status == H.ACTIVE)).all()
+        lifecycle.mark_inconclusive(session, lost, cause=f"the run ended ({status}) with no result for this host",
+                                    actor=actor)
+        lifecycle.settle(session, actor, [run.deployment_id])
 
 
 def _drop_private_files(run_dir: Path) -> None:
