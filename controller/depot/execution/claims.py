@@ -4,8 +4,10 @@ A row is claimable when its deployment is active and not being cancelled, its ne
 due, its step's turn has come (every host finished the earlier steps, or with a pipelined
 deployment this host did), no other deployment is acting on the host (per-host exclusivity,
 with a visible "queued behind deployment N"), and the deployment's concurrency limit leaves
-room. On PostgreSQL the candidates are locked with FOR UPDATE SKIP LOCKED, so any number of
-workers can claim at once without taking the same row.
+room. On PostgreSQL, claim passes of all workers take turns under a transaction-level advisory
+lock (exclusivity and concurrency limits are decided from rows of several deployments, which
+row locks alone cannot protect), and candidate rows are locked FOR UPDATE SKIP LOCKED against
+the API's concurrent changes. A pass takes milliseconds; the runs it starts go on in parallel.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session
 
 from depot.deployments.models import Deployment, HostResult
@@ -22,6 +24,7 @@ from depot.orchestration.states import DeploymentState, HostStatus
 
 H = HostStatus
 UNFINISHED = (H.READY, H.ACTIVE, H.DEFERRED)
+CLAIM_LOCK = 0x6465706F74  # "depot": the advisory lock key of claim passes
 
 
 @dataclass
@@ -72,6 +75,8 @@ def claim(session: Session, worker: str, capacity: int, now: dt.datetime, lease_
           postgres: bool) -> list[Batch]:
     if capacity <= 0:
         return []
+    if postgres:
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK})
     query = (select(HostResult).join(Deployment, Deployment.id == HostResult.deployment_id)
              .where(HostResult.status == H.READY, Deployment.state == DeploymentState.ACTIVE,
                     Deployment.cancel_requested.is_(False),
