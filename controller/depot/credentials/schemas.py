@@ -11,10 +11,15 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from depot.schemas import InModel, ReadModel
 
 CredentialKind = Literal["ssh_key", "ssh_password", "winrm", "psrp", "run_as", "share"]
+CONNECTION_KINDS = ("ssh_key", "ssh_password", "winrm", "psrp")   # what a target's hosts are reached with
 
 
 class SshOptions(InModel):
     port: int | None = Field(default=None, ge=1, le=65535)
+
+
+class SshPasswordOptions(SshOptions):
+    become: bool = Field(default=False, description="Also use the password for privilege escalation (sudo)")
 
 
 class WindowsRemotingOptions(InModel):
@@ -34,15 +39,16 @@ class ShareOptions(InModel):
     domain: str | None = None
 
 
-OPTIONS = {"ssh_key": SshOptions, "ssh_password": SshOptions, "winrm": WindowsRemotingOptions,
+OPTIONS = {"ssh_key": SshOptions, "ssh_password": SshPasswordOptions, "winrm": WindowsRemotingOptions,
            "psrp": WindowsRemotingOptions, "run_as": RunAsOptions, "share": ShareOptions}
 
 
 class CredentialFields(InModel):
     name: str = Field(min_length=1, max_length=200)
     kind: CredentialKind = Field(description=(
-        "ssh_key (secret: private key), ssh_password, winrm, psrp (secret: password; options transport, "
-        "cert_validation, port), run_as (a named account for run_as user), share (share access)"))
+        "ssh_key (secret: private key; option port), ssh_password (secret: password; options port, become), "
+        "winrm, psrp (secret: password; options transport, cert_validation, port): connections, a target's "
+        "credential_id; run_as (a named account for run_as user), share (share access)"))
     username: str = Field(min_length=1, max_length=200)
     options: dict = Field(default_factory=dict, validate_default=True, description="Options of the kind (see its schema)")
 

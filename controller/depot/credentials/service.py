@@ -6,11 +6,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from depot.credentials.models import Credential
-from depot.credentials.schemas import CredentialCreate, CredentialFields, CredentialRead, CredentialUpdate
+from depot.credentials.schemas import (
+    CONNECTION_KINDS, CredentialCreate, CredentialFields, CredentialRead, CredentialUpdate,
+)
 from depot.errors import Conflict, not_found
 from depot.policies.models import Policy
 from depot.schemas import validate_merged
 from depot.security import Keys
+from depot.targets.models import Target
 
 
 def get(session: Session, credential_id: int, *, for_update: bool = False) -> Credential:
@@ -55,6 +58,10 @@ def update(session: Session, keys: Keys, credential: Credential, data: Credentia
         current["options"] = {}          # another kind's options do not carry over
     merged = validate_merged(CredentialFields, {**current, **changes})
     _check_unique(session, merged.name, credential.id)
+    target = _target_using(session, credential)
+    if target is not None and merged.kind not in CONNECTION_KINDS:
+        raise Conflict(f"kind: credential {credential.id} connects to the hosts of target {target.id} "
+                       f"({target.name!r}); {merged.kind} is not a connection kind")
     credential.name, credential.kind = merged.name, merged.kind
     credential.username, credential.options = merged.username, merged.options
     if data.secret is not None:
@@ -63,10 +70,17 @@ def update(session: Session, keys: Keys, credential: Credential, data: Credentia
     return credential
 
 
+def _target_using(session: Session, credential: Credential) -> Target | None:
+    return session.scalar(select(Target).where(Target.credential_id == credential.id).order_by(Target.id).limit(1))
+
+
 def delete(session: Session, credential: Credential) -> None:
     policy = session.scalar(select(Policy).where(Policy.run_as_credential_id == credential.id).limit(1))
     if policy is not None:
         raise Conflict(f"credential {credential.id} is used by policy {policy.id} ({policy.name!r})")
+    target = _target_using(session, credential)
+    if target is not None:
+        raise Conflict(f"credential {credential.id} is used by target {target.id} ({target.name!r})")
     session.delete(credential)
     session.flush()
 

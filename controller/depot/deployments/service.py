@@ -232,18 +232,24 @@ def readiness(session: Session, deployment: Deployment) -> tuple[list[tuple[Loc,
             errors.append((loc + ["target_ids"], f"{label}: has no targets"))
             continue
         found: dict[str, None] = {}
+        connections: dict[int, int | None] = {}   # target id -> its connection credential
         broken = False
         for target_index, target_id in enumerate(step.target_ids):
             target = session.get(Target, target_id)
             try:
                 if target is None:
                     raise targets.InventoryError("does not exist")
+                connections[target.id] = target.credential_id
                 found.update(dict.fromkeys(targets.resolve(target, cache)))
             except targets.InventoryError as e:
                 broken = True
                 errors.append((loc + ["target_ids", target_index], f"{label}: target {target_id}: {e}"))
         if not found and not broken:
             errors.append((loc + ["target_ids"], f"{label}: its targets resolve to no hosts"))
+        if len(set(connections.values())) > 1:   # one run connects as one identity
+            which = ", ".join(f"target {t}: {f'credential {c}' if c else 'no credential'}" for t, c in connections.items())
+            errors.append((loc + ["target_ids"], f"{label}: its targets connect with different credentials ({which}); "
+                           "give them the same credential or split the step"))
         hosts[step.id] = list(found)
     return errors, hosts
 

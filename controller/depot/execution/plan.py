@@ -1,11 +1,13 @@
 """What one step asks of a host: the depot.software.step entry (action and module options) the
-playbook runs, built from the step, its policy and its package. Secrets are not in it: they go
-to the run's environment and the entry reads them with an expression."""
+playbook runs, built from the step, its policy and its package, and how the run connects to the
+hosts (the targets' connection credential). Secrets are not in it: they go to the run's environment
+and the entry reads them with an expression (a private key goes to ssh-agent)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from depot.credentials.models import Credential
@@ -15,6 +17,7 @@ from depot.packages.models import Package
 from depot.policies.models import Policy
 from depot.security import Keys
 from depot.execution.varsfile import env_lookup
+from depot.targets.models import Target
 
 
 class PlanError(ValueError):
@@ -25,6 +28,52 @@ class PlanError(ValueError):
 class StepPlan:
     entry: dict                               # one item of depot_steps
     secrets: dict[str, str] = field(default_factory=dict)   # environment variable -> secret value
+    connection: dict = field(default_factory=dict)          # connection variables (extra vars of the run)
+    ssh_key: str | None = None                              # private key for the run's ssh-agent
+
+
+def connection_vars(credential: Credential, keys: Keys) -> tuple[dict, dict[str, str], str | None]:
+    """How a run connects with ``credential``: (extra vars, secrets for the run's environment, private
+    key for ssh-agent). The vars carry no secret, only expressions reading it from the environment."""
+    kind, options = credential.kind, credential.options or {}
+    variables: dict = dict(ansible_user=credential.username)
+    if kind == "winrm":
+        variables.update(ansible_connection="winrm", ansible_winrm_transport=options.get("transport", "ntlm"),
+                         ansible_winrm_server_cert_validation=options.get("cert_validation", "validate"))
+    elif kind == "psrp":
+        variables.update(ansible_connection="psrp", ansible_psrp_auth=options.get("transport", "ntlm"),
+                         ansible_psrp_cert_validation=options.get("cert_validation", "validate"))
+    elif kind not in ("ssh_key", "ssh_password"):
+        raise PlanError(f"credential {credential.id} ({credential.name!r}) is of kind {kind}, not a connection kind")
+    if options.get("port"):
+        variables["ansible_port"] = options["port"]
+    secret = keys.decrypt(credential.secret) if credential.secret else None
+    if kind == "ssh_key":
+        if secret is None:
+            raise PlanError(f"credential {credential.id} ({credential.name!r}) has no private key")
+        return variables, {}, secret if secret.endswith("\n") else secret + "\n"   # ssh-add wants the last newline
+    secrets: dict[str, str] = {}
+    if secret is not None:
+        name = f"DEPOT_SECRET_CONNECTION_{credential.id}"
+        secrets[name] = secret
+        variables["ansible_password"] = env_lookup(name)
+        if kind == "ssh_password" and options.get("become"):
+            variables["ansible_become_password"] = env_lookup(name)
+    return variables, secrets, None
+
+
+def step_credential(session: Session, step: Step) -> Credential | None:
+    """The connection credential of the step's targets (one run connects as one identity)."""
+    ids = set(session.scalars(select(Target.credential_id).where(Target.id.in_(step.target_ids or []))))
+    if len(ids) > 1:
+        raise PlanError(f"step {step.position}: its targets connect with different credentials")
+    credential_id = ids.pop() if ids else None
+    if credential_id is None:
+        return None
+    credential = session.get(Credential, credential_id)
+    if credential is None:
+        raise PlanError(f"step {step.position}: connection credential {credential_id} does not exist")
+    return credential
 
 
 def package_args(package: Package, keys: Keys, public_url: str, ttl: int) -> dict:
@@ -83,6 +132,10 @@ def plan_step(session: Session, step: Step, keys: Keys, public_url: str, ttl: in
     args.setdefault("reboot_timing", "immediate")
     args.update(step.options or {})
     plan.entry = dict(id=step.id, name=step.name, action=action, args=args)
+    credential = step_credential(session, step)
+    if credential is not None:
+        plan.connection, secrets, plan.ssh_key = connection_vars(credential, keys)
+        plan.secrets.update(secrets)
     return plan
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -143,11 +145,16 @@ def run_batch(factory: sessionmaker[Session], settings: Settings, keys: Keys, ru
 
     run_dir.mkdir(parents=True, exist_ok=True)
     vars_file = run_dir / "depot-vars.yml"
-    vars_file.write_text(varsfile.dump(dict(depot_steps=[plan.entry], depot_end_reboot="never")))
+    # Connection vars are extra vars: they win over the inventory's.
+    vars_file.write_text(varsfile.dump(dict(depot_steps=[plan.entry], depot_end_reboot="never", **plan.connection)))
     sink = EventSink(factory, run_id, deployment_id, actor, settings.event_batch_size, settings.event_batch_seconds)
     collection = Path(settings.collections_path) / "ansible_collections" / "depot" / "software"
+    # ssh connections of this run only (a short path: it holds unix sockets): no run reuses a
+    # connection another run opened as another identity.
+    control_dir = tempfile.mkdtemp(prefix="depot-cp-")
     envvars = dict(
         ANSIBLE_COLLECTIONS_PATH=str(settings.collections_path),
+        ANSIBLE_SSH_CONTROL_PATH_DIR=control_dir,
         ANSIBLE_PIPELINING="True",
         ANSIBLE_HOST_KEY_CHECKING="False",
         ANSIBLE_RETRY_FILES_ENABLED="False",
@@ -166,8 +173,10 @@ def run_batch(factory: sessionmaker[Session], settings: Settings, keys: Keys, ru
             limit=",".join(hosts),
             cmdline=f"-e @{vars_file}",
             envvars=envvars,
+            ssh_key=plan.ssh_key,   # fed to the run's ssh-agent through a fifo, never a file
             forks=max(1, min(len(hosts), settings.worker_forks)),
             event_handler=sink.handle,
+            status_handler=lambda data, runner_config: _mask_command(Path(runner_config.artifact_dir), plan.secrets),
             cancel_callback=cancel_requested,
             suppress_env_files=True,
             quiet=True,
@@ -176,8 +185,25 @@ def run_batch(factory: sessionmaker[Session], settings: Settings, keys: Keys, ru
     finally:
         sink.flush()
         finish_run(factory, run_id, status, sink.events, actor)
+        _mask_command(run_dir / "artifacts", plan.secrets)
         _drop_private_files(run_dir)
+        shutil.rmtree(control_dir, ignore_errors=True)
     return status
+
+
+def _mask_command(artifacts: Path, secrets: dict[str, str]) -> None:
+    """ansible-runner writes the run's environment, secrets included, to ``<ident>/command`` before
+    the 'running' status: mask them there before ansible-playbook starts (and again at the end)."""
+    if not secrets:
+        return
+    for path in [artifacts / "command", *artifacts.glob("*/command")]:
+        if not path.is_file():
+            continue
+        command = json.loads(path.read_text(encoding="utf-8"))
+        env = command.get("env") or {}
+        if any(name in env for name in secrets):
+            command["env"] = {k: "********" if k in secrets else v for k, v in env.items()}
+            path.write_text(json.dumps(command, ensure_ascii=False), encoding="utf-8")
 
 
 def finish_run(factory: sessionmaker[Session], run_id: int, status: str, events: int, actor: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import String, Text
+from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from depot.database.core import Base, utcnow
@@ -22,5 +22,7 @@ class Target(Base):
     group: Mapped[str | None] = mapped_column(String(200))
     hosts: Mapped[list] = mapped_column(default=list)
     filters: Mapped[list] = mapped_column(default=list)   # [{var, op, value}]
+    # How runs connect to the target's hosts (ssh_key, ssh_password, winrm, psrp); none: the inventory's own vars.
+    credential_id: Mapped[int | None] = mapped_column(ForeignKey("credentials.id", ondelete="RESTRICT"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

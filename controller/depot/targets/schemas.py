@@ -88,6 +88,9 @@ class TargetSpec(InModel):
 
 class TargetCreate(TargetSpec):
     name: str = Field(min_length=1, max_length=200)
+    credential_id: int | None = Field(default=None, description=(
+        "The credential runs connect to the target's hosts with (kind ssh_key, ssh_password, winrm or psrp); "
+        "none: the inventory's own connection variables"))
 
 
 class TargetUpdate(InModel):
@@ -99,6 +102,7 @@ class TargetUpdate(InModel):
     group: str | None = None
     hosts: list[str] | None = None
     filters: list[dict] | None = None
+    credential_id: int | None = None
 
 
 class TargetRead(ReadModel):
@@ -109,6 +113,7 @@ class TargetRead(ReadModel):
     group: str | None
     hosts: list[str]
     filters: list[dict]
+    credential_id: int | None
     created_at: dt.datetime
     updated_at: dt.datetime
 

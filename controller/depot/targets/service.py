@@ -14,8 +14,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from depot.credentials.models import Credential
+from depot.credentials.schemas import CONNECTION_KINDS
 from depot.deployments.models import Deployment, Step
-from depot.errors import Conflict, not_found
+from depot.errors import Conflict, invalid, not_found
 from depot.orchestration.states import DeploymentState
 from depot.schemas import validate_merged
 from depot.targets.models import Target
@@ -158,14 +160,27 @@ def _check_unique(session: Session, name: str, target_id: int | None = None) -> 
         raise Conflict(f"name: target {existing} is already named {name!r}")
 
 
+def _check_credential(session: Session, credential_id: int | None) -> None:
+    if credential_id is None:
+        return
+    credential = session.get(Credential, credential_id)
+    if credential is None:
+        raise invalid(["body", "credential_id"], f"credential {credential_id} does not exist")
+    if credential.kind not in CONNECTION_KINDS:
+        raise invalid(["body", "credential_id"], f"credential {credential.id} is of kind {credential.kind}, not a "
+                      f"connection kind ({', '.join(CONNECTION_KINDS)})")
+
+
 def _apply(target: Target, data: TargetCreate) -> None:
     target.name, target.kind, target.inventory = data.name, data.kind, data.inventory
     target.group, target.hosts = data.group, data.hosts
     target.filters = [f.model_dump() for f in data.filters]
+    target.credential_id = data.credential_id
 
 
 def create(session: Session, data: TargetCreate) -> Target:
     _check_unique(session, data.name)
+    _check_credential(session, data.credential_id)
     target = Target()
     _apply(target, data)
     session.add(target)
@@ -176,11 +191,12 @@ def create(session: Session, data: TargetCreate) -> Target:
 def update(session: Session, target: Target, data: TargetUpdate) -> Target:
     changes = data.model_dump(exclude_unset=True)
     current = dict(name=target.name, kind=target.kind, inventory=target.inventory, group=target.group,
-                   hosts=target.hosts, filters=target.filters)
+                   hosts=target.hosts, filters=target.filters, credential_id=target.credential_id)
     if "kind" in changes:   # what selected hosts under the old kind does not carry over
         current.update(group=None, hosts=[], filters=[])
     merged = validate_merged(TargetCreate, {**current, **changes})
     _check_unique(session, merged.name, target.id)
+    _check_credential(session, merged.credential_id)
     _apply(target, merged)
     session.flush()
     return target

@@ -69,6 +69,7 @@ def test_invalid_requests_name_the_field_and_never_echo_the_secret(client, table
 def test_kinds_and_their_options(client):
     for kind, options, expected in [
         ("ssh_key", {"port": 2222}, {"port": 2222}),
+        ("ssh_password", {"become": True}, {"become": True}),
         ("psrp", {}, {"transport": "ntlm", "cert_validation": "validate"}),
         ("run_as", {"domain": "CORP"}, {"domain": "CORP", "logon_type": "interactive"}),
         ("share", {"domain": "CORP"}, {"domain": "CORP"}),

@@ -134,6 +134,32 @@ def test_ready_names_every_problem(client, world, app, table_counts):
     assert client.get(f"/api/v1/deployments/{deployment['id']}").json()["state"] == "draft"
 
 
+def test_a_step_whose_targets_connect_with_different_credentials_is_not_ready(client, world, inventory):
+    ids = [client.post("/api/v1/credentials", json={"name": f"ssh{i}", "kind": "ssh_key", "username": "root",
+                                                     "secret": "key"}).json()["id"] for i in (1, 2)]
+    client.patch(f"/api/v1/targets/{world['web']}", json={"credential_id": ids[0]})
+    client.patch(f"/api/v1/targets/{world['db']}", json={"credential_id": ids[1]})
+    deployment = client.post("/api/v1/deployments", json={"name": "d", "steps": [
+        {"action": "script", "script": "x", "target_ids": [world["web"]]},
+        {"action": "script", "script": "x", "target_ids": [world["web"], world["db"]]},
+    ]}).json()
+    r = client.post(f"/api/v1/deployments/{deployment['id']}/ready")
+    assert r.status_code == 422
+    errors = {tuple(e["loc"]): e["msg"] for e in r.json()["detail"]}
+    assert list(errors) == [("steps", 1, "target_ids")]
+    assert "different credentials" in errors[("steps", 1, "target_ids")]
+    assert f"target {world['db']}: credential {ids[1]}" in errors[("steps", 1, "target_ids")]
+
+    # a target without a credential next to one with it is a difference too
+    client.patch(f"/api/v1/targets/{world['db']}", json={"credential_id": None})
+    r = client.post(f"/api/v1/deployments/{deployment['id']}/ready")
+    assert r.status_code == 422 and f"target {world['db']}: no credential" in r.json()["detail"][0]["msg"]
+
+    client.patch(f"/api/v1/targets/{world['db']}", json={"credential_id": ids[0]})
+    r = client.post(f"/api/v1/deployments/{deployment['id']}/ready")
+    assert r.status_code == 200, r.text
+
+
 def test_edit_of_a_ready_deployment_returns_it_to_draft(client, world, app):
     deployment = create(client, world)
     url = f"/api/v1/deployments/{deployment['id']}"

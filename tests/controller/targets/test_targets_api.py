@@ -72,3 +72,57 @@ def test_duplicate_name_is_a_conflict(client, inventory):
     create(client, inventory, name="web", kind="group", group="web")
     r = client.post("/api/v1/targets", json={"name": "web", "kind": "group", "group": "db", "inventory": str(inventory)})
     assert r.status_code == 409
+
+
+def credential(client, kind, name=None):
+    r = client.post("/api/v1/credentials", json={"name": name or kind, "kind": kind, "username": "u",
+                                                  "secret": "s3cret"})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def test_a_target_connects_with_a_credential(client, inventory):
+    ssh, winrm = credential(client, "ssh_key"), credential(client, "winrm")
+    web = create(client, inventory, name="web", kind="group", group="web", credential_id=ssh)
+    assert web["credential_id"] == ssh
+    assert client.get(f"/api/v1/targets/{web['id']}").json()["credential_id"] == ssh
+    plain = create(client, inventory, name="plain", kind="group", group="db")
+    assert plain["credential_id"] is None
+
+    r = client.patch(f"/api/v1/targets/{web['id']}", json={"group": "db"})   # other edits keep it
+    assert r.json()["credential_id"] == ssh
+    r = client.patch(f"/api/v1/targets/{web['id']}", json={"credential_id": winrm})
+    assert r.status_code == 200 and r.json()["credential_id"] == winrm
+    r = client.patch(f"/api/v1/targets/{web['id']}", json={"credential_id": None})
+    assert r.status_code == 200 and r.json()["credential_id"] is None
+
+
+@pytest.mark.parametrize("kind", ["run_as", "share", None])
+def test_the_credential_must_exist_and_be_a_connection(client, inventory, table_counts, kind):
+    credential_id = credential(client, kind) if kind else 999
+    before = table_counts()
+    r = client.post("/api/v1/targets", json={"name": "t", "kind": "group", "group": "web", "inventory": str(inventory),
+                                              "credential_id": credential_id})
+    assert r.status_code == 422, r.text
+    error = r.json()["detail"][0]
+    assert error["loc"] == ["body", "credential_id"]
+    assert (f"of kind {kind}, not a connection kind" if kind else "credential 999 does not exist") in error["msg"]
+    assert table_counts() == before
+
+    target = create(client, inventory, name="web", kind="group", group="web")
+    r = client.patch(f"/api/v1/targets/{target['id']}", json={"credential_id": credential_id})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "credential_id"]
+    assert client.get(f"/api/v1/targets/{target['id']}").json()["credential_id"] is None
+
+
+def test_a_credential_in_use_by_a_target_cannot_be_deleted_nor_leave_the_connection_kinds(client, inventory):
+    ssh = credential(client, "ssh_password")
+    target = create(client, inventory, name="web", kind="group", group="web", credential_id=ssh)
+    r = client.delete(f"/api/v1/credentials/{ssh}")
+    assert r.status_code == 409 and f"target {target['id']}" in r.json()["detail"]
+    r = client.patch(f"/api/v1/credentials/{ssh}", json={"kind": "run_as"})
+    assert r.status_code == 409 and "not a connection kind" in r.json()["detail"]
+    assert client.patch(f"/api/v1/credentials/{ssh}", json={"kind": "ssh_key"}).status_code == 200
+
+    client.patch(f"/api/v1/targets/{target['id']}", json={"credential_id": None})
+    assert client.delete(f"/api/v1/credentials/{ssh}").status_code == 204

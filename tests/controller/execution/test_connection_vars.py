@@ -1,0 +1,138 @@
+"""How a run connects with a target's credential: the connection variables of each kind carry no
+secret (only expressions reading the run's environment), the secrets go to the environment, a
+private key to ssh-agent; and the secrets are masked in ansible-runner's `command` artifact."""
+
+import json
+
+import pytest
+import yaml
+from cryptography.fernet import Fernet
+
+from depot.credentials.models import Credential
+from depot.database.core import make_engine, make_sessionmaker, transaction
+from depot.deployments.models import Deployment, Step
+from depot.execution import varsfile
+from depot.execution.plan import PlanError, connection_vars, plan_step
+from depot.execution.runner import _mask_command
+from depot.security import Keys
+from depot.targets.models import Target
+
+CANARY = "canary-Pa55w0rd-51c2e9"
+KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA-canary\n-----END OPENSSH PRIVATE KEY-----"
+
+
+@pytest.fixture
+def keys():
+    return Keys(Fernet.generate_key())
+
+
+def credential(keys, kind, secret=CANARY, username="deployer", **options):
+    return Credential(id=7, name=f"c-{kind}", kind=kind, username=username, options=options,
+                      secret=keys.encrypt(secret) if secret is not None else None)
+
+
+def lookup(name):
+    return "{{ lookup('ansible.builtin.env', '%s') }}" % name
+
+
+ENV = "DEPOT_SECRET_CONNECTION_7"
+
+
+@pytest.mark.parametrize("kind, options, expected", [
+    ("ssh_password", {}, dict(ansible_user="deployer", ansible_password=lookup(ENV))),
+    ("ssh_password", {"port": 2222, "become": True},
+     dict(ansible_user="deployer", ansible_port=2222, ansible_password=lookup(ENV), ansible_become_password=lookup(ENV))),
+    ("ssh_password", {"become": False}, dict(ansible_user="deployer", ansible_password=lookup(ENV))),
+    ("winrm", {"transport": "kerberos", "cert_validation": "ignore", "port": 5986},
+     dict(ansible_user="deployer", ansible_connection="winrm", ansible_winrm_transport="kerberos",
+          ansible_winrm_server_cert_validation="ignore", ansible_port=5986, ansible_password=lookup(ENV))),
+    ("winrm", {}, dict(ansible_user="deployer", ansible_connection="winrm", ansible_winrm_transport="ntlm",
+                       ansible_winrm_server_cert_validation="validate", ansible_password=lookup(ENV))),
+    ("psrp", {"transport": "credssp", "cert_validation": "validate", "port": 5986},
+     dict(ansible_user="deployer", ansible_connection="psrp", ansible_psrp_auth="credssp",
+          ansible_psrp_cert_validation="validate", ansible_port=5986, ansible_password=lookup(ENV))),
+])
+def test_password_kinds_read_the_secret_from_the_environment(keys, kind, options, expected):
+    variables, secrets, ssh_key = connection_vars(credential(keys, kind, **options), keys)
+    assert variables == expected
+    assert secrets == {ENV: CANARY} and ssh_key is None
+    dumped = varsfile.dump(variables)
+    assert CANARY not in dumped
+    # the controller's expression is left for Ansible to evaluate; the user's strings are !unsafe
+    loaded = yaml.load(dumped.replace("!unsafe", ""), Loader=yaml.SafeLoader)
+    assert loaded["ansible_password"] == lookup(ENV)
+    assert "ansible_user: !unsafe 'deployer'" in dumped and "!unsafe '{{" not in dumped
+
+
+def test_ssh_key_goes_to_ssh_agent(keys):
+    variables, secrets, ssh_key = connection_vars(credential(keys, "ssh_key", secret=KEY, username="root", port=2222), keys)
+    assert variables == dict(ansible_user="root", ansible_port=2222)
+    assert secrets == {}
+    assert ssh_key == KEY + "\n"          # ssh-add wants the final newline
+    assert "canary" not in varsfile.dump(variables)
+
+
+def test_a_password_kind_without_a_secret_sets_no_password(keys):
+    variables, secrets, _ = connection_vars(credential(keys, "winrm", secret=None), keys)
+    assert "ansible_password" not in variables and secrets == {}
+
+
+@pytest.mark.parametrize("kind", ["run_as", "share"])
+def test_other_kinds_are_no_connection(keys, kind):
+    with pytest.raises(PlanError, match="not a connection kind"):
+        connection_vars(credential(keys, kind), keys)
+
+
+def test_a_user_string_stays_unsafe(keys):
+    variables, _, _ = connection_vars(credential(keys, "ssh_password", username="{{ lookup('pipe', 'id') }}"), keys)
+    assert "!unsafe '{{ lookup(''pipe'', ''id'') }}'" in varsfile.dump(variables)
+
+
+def test_plan_step_connects_with_the_targets_credential(database_url, keys, inventory):
+    from depot.database.migrate import upgrade
+
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    factory = make_sessionmaker(engine)
+    try:
+        with transaction(factory) as s:
+            cred = Credential(name="ssh", kind="ssh_password", username="deployer", options={"become": True},
+                              secret=keys.encrypt(CANARY))
+            other = Credential(name="key", kind="ssh_key", username="root", options={}, secret=keys.encrypt(KEY))
+            s.add_all([cred, other])
+            s.flush()
+            web = Target(name="web", kind="group", group="web", inventory=str(inventory), credential_id=cred.id)
+            db = Target(name="db", kind="group", group="db", inventory=str(inventory), credential_id=cred.id)
+            plain = Target(name="plain", kind="group", group="db", inventory=str(inventory))
+            s.add_all([web, db, plain])
+            s.flush()
+            d = Deployment(name="d")
+            d.steps = [Step(position=1, name="one", action="script", script="true", target_ids=[web.id, db.id]),
+                       Step(position=2, name="two", action="script", script="true", target_ids=[plain.id]),
+                       Step(position=3, name="three", action="script", script="true", target_ids=[web.id, plain.id])]
+            s.add(d)
+            s.flush()
+            one, two, three = d.steps
+            plan = plan_step(s, one, keys, "http://controller")
+            name = f"DEPOT_SECRET_CONNECTION_{cred.id}"
+            assert plan.connection == dict(ansible_user="deployer", ansible_password=lookup(name),
+                                           ansible_become_password=lookup(name))
+            assert plan.secrets == {name: CANARY} and plan.ssh_key is None
+            assert CANARY not in json.dumps([plan.entry, plan.connection])
+            plan = plan_step(s, two, keys, "http://controller")
+            assert (plan.connection, plan.secrets, plan.ssh_key) == ({}, {}, None)
+            with pytest.raises(PlanError, match="different credentials"):
+                plan_step(s, three, keys, "http://controller")
+    finally:
+        engine.dispose()
+
+
+def test_secrets_are_masked_in_the_command_artifact(tmp_path):
+    ident = tmp_path / "artifacts" / "0b1c"
+    ident.mkdir(parents=True)
+    (ident / "command").write_text(json.dumps({"command": ["ansible-playbook"], "cwd": "/x",
+                                               "env": {"PATH": "/bin", ENV: CANARY}}))
+    _mask_command(tmp_path / "artifacts", {ENV: CANARY})
+    command = json.loads((ident / "command").read_text())
+    assert command["env"] == {"PATH": "/bin", ENV: "********"}
+    assert CANARY not in (ident / "command").read_text()
