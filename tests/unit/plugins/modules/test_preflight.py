@@ -5,7 +5,6 @@ through `ansible localhost -m depot.software.preflight`.
 """
 
 import fcntl
-import json
 import os
 import shutil
 import socket
@@ -23,9 +22,7 @@ if os.path.join(ROOT, ".collections") not in sys.path:
 from ansible_collections.depot.software.plugins.module_utils import _utmp  # noqa: E402
 from ansible_collections.depot.software.plugins.modules import preflight  # noqa: E402
 
-ANSIBLE = os.path.join(ROOT, ".venv", "bin", "ansible")
-if not os.path.exists(ANSIBLE):
-    ANSIBLE = os.path.join(os.path.dirname(sys.executable), "ansible")
+from tests.unit.plugins.modules.localhost import run_module  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------------------
@@ -67,30 +64,6 @@ def dead_pid():
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     return proc.pid
-
-
-def run_module(name, args, check=False, env=None):
-    """Run a module of the collection on localhost for real; return (ansible rc, result dict)."""
-    full_env = dict(os.environ)
-    full_env.update({
-        "ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"),
-        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-        "ANSIBLE_STDOUT_CALLBACK": "json",
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_LOCALHOST_WARNING": "0",
-    })
-    full_env.update(env or {})
-    cmd = [ANSIBLE, "localhost", "-m", name]
-    if args:  # an empty "{}" would be taken as raw params
-        cmd += ["-a", json.dumps(args)]
-    if check:
-        cmd.append("--check")
-    proc = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True)
-    try:
-        data = json.loads(proc.stdout)
-    except ValueError:
-        raise AssertionError("no JSON from ansible (rc %d):\n%s\n%s" % (proc.returncode, proc.stdout, proc.stderr))
-    return proc.returncode, data["plays"][0]["tasks"][0]["hosts"]["localhost"]
 
 
 class LockHolder:

@@ -1,7 +1,6 @@
 """Tests of depot.software.software_facts (POSIX): parsers, source selection, and real runs of the
 module on this machine through `ansible localhost -m depot.software.software_facts`."""
 
-import json
 import os
 import shutil
 import subprocess
@@ -17,9 +16,7 @@ if os.path.join(ROOT, ".collections") not in sys.path:
 
 from ansible_collections.depot.software.plugins.modules import software_facts as sf  # noqa: E402
 
-ANSIBLE = os.path.join(ROOT, ".venv", "bin", "ansible")
-if not os.path.exists(ANSIBLE):
-    ANSIBLE = os.path.join(os.path.dirname(sys.executable), "ansible")
+from tests.unit.plugins.modules.localhost import run_module  # noqa: E402
 
 CONTRACT_KEYS = {"name", "version", "publisher", "source", "product_code", "uninstall_string",
                  "install_date", "architecture", "scope"}
@@ -50,29 +47,6 @@ class FakeModule:
 
     def fail_json(self, **kwargs):
         raise Failed(kwargs)
-
-
-def run_module(name, args, check=False, env=None):
-    full_env = dict(os.environ)
-    full_env.update({
-        "ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"),
-        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-        "ANSIBLE_STDOUT_CALLBACK": "json",
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_LOCALHOST_WARNING": "0",
-    })
-    full_env.update(env or {})
-    cmd = [ANSIBLE, "localhost", "-m", name]
-    if args:  # an empty "{}" would be taken as raw params
-        cmd += ["-a", json.dumps(args)]
-    if check:
-        cmd.append("--check")
-    proc = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True)
-    try:
-        data = json.loads(proc.stdout)
-    except ValueError:
-        raise AssertionError("no JSON from ansible (rc %d):\n%s\n%s" % (proc.returncode, proc.stdout, proc.stderr))
-    return proc.returncode, data["plays"][0]["tasks"][0]["hosts"]["localhost"]
 
 
 def dpkg_record(status, name, arch, version, maintainer):
