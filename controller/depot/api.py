@@ -16,7 +16,7 @@ from depot.config import Settings
 from depot.credentials.views import router as credentials_router
 from depot.database.core import make_engine, make_sessionmaker
 from depot.deployments.views import router as deployments_router
-from depot.deployments.views import runs_router
+from depot.deployments.views import runs_router, schedules_router
 from depot.dependencies import DbSession
 from depot.errors import DepotError, Invalid
 from depot.orchestration.states import InvalidTransition
@@ -81,7 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     for router in (packages_router, content_router, credentials_router, targets_router, policies_router,
-                   deployments_router, runs_router):
+                   deployments_router, runs_router, schedules_router):
         api.include_router(router)
     app.include_router(api)
     return app

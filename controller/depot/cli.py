@@ -13,6 +13,20 @@ import threading
 from depot.config import Settings, get_settings
 
 
+def _scheduler_loop(sessions, interval: float, stop: threading.Event) -> None:
+    """Run a scheduler tick every ``interval`` seconds, each in a transaction of its own, until ``stop``."""
+    from depot.database.core import transaction, utcnow
+    from depot.scheduling.tick import tick
+
+    log = logging.getLogger("depot.scheduling")
+    while not stop.wait(interval):
+        try:
+            with transaction(sessions) as session:
+                tick(session, utcnow())
+        except Exception:  # noqa: BLE001 - one failed tick must not stop the scheduler
+            log.exception("scheduler tick failed")
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -23,6 +37,9 @@ def _serve(args: argparse.Namespace) -> int:
     settings = get_settings()
     upgrade(settings.database_url)
     app = create_app(settings)
+    stop_scheduler = threading.Event()
+    threading.Thread(target=_scheduler_loop, args=(app.state.sessionmaker, settings.scheduler_interval, stop_scheduler),
+                     name="depot-scheduler", daemon=True).start()
     worker = None
     if not args.no_worker:
         worker = Worker(app.state.sessionmaker, settings, app.state.keys)
@@ -32,6 +49,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         server.run()
     finally:
+        stop_scheduler.set()
         if worker is not None:
             worker.stop()
             worker.drain(timeout=args.drain_timeout)

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     lease_seconds: int = Field(default=60, ge=5, description=(
         "How long claimed work stays a worker's without a heartbeat; a lost worker's hosts become Inconclusive after it."))
     event_batch_size: int = Field(default=200, ge=1, description="Events written to the database in one transaction.")
+    scheduler_interval: float = Field(default=10.0, gt=0, description=(
+        "Seconds between scheduler ticks of `depot serve`: each tick starts the ready deployments whose schedule "
+        "is due (misfire rules and maintenance windows applied). Occurrences are on time up to a minute late."))
     event_batch_seconds: float = Field(default=0.5, gt=0, description="Longest wait before buffered events are written.")
 
     @model_validator(mode="after")

@@ -2,7 +2,7 @@
 
 from depot.credentials.models import Credential  # noqa: F401
 from depot.database.core import Base  # noqa: F401
-from depot.deployments.models import Deployment, HostResult, Run, Step  # noqa: F401
+from depot.deployments.models import Deployment, HostResult, MaintenanceWindow, Run, Step  # noqa: F401
 from depot.orchestration.models import Transition  # noqa: F401
 from depot.packages.models import Package  # noqa: F401
 from depot.policies.models import Policy  # noqa: F401

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import DateTime, Enum, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from depot.database.core import Base, utcnow
@@ -34,8 +34,40 @@ class Deployment(Base):
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]
 
+    # Optional schedule (DESIGN.md §3.4, depot.scheduling): RRULE + IANA zone + DTSTART as a naive
+    # local wall time (Schedule.to_dict()), the misfire rule and its grace. last_fired is the
+    # latest occurrence the scheduler tick handled (fired or skipped; the save time when the
+    # schedule was set, so earlier occurrences never count); next_run_at is, as of the last save or
+    # tick, when it is next due (the next occurrence, or the window a deferred run waits for).
+    schedule_rrule: Mapped[str | None] = mapped_column(Text)
+    schedule_timezone: Mapped[str | None] = mapped_column(String(64))
+    schedule_start: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=False))
+    schedule_misfire: Mapped[str | None] = mapped_column(String(20))
+    schedule_grace_seconds: Mapped[int | None]
+    schedule_last_fired: Mapped[dt.datetime | None]
+    schedule_next_run_at: Mapped[dt.datetime | None] = mapped_column(index=True)
+
     steps: Mapped[list["Step"]] = relationship(back_populates="deployment", order_by="Step.position",
                                                cascade="all, delete-orphan")
+    maintenance_windows: Mapped[list["MaintenanceWindow"]] = relationship(
+        back_populates="deployment", order_by="MaintenanceWindow.id", cascade="all, delete-orphan")
+
+    @property
+    def schedule(self) -> dict | None:
+        """The schedule as the API shows it, or None."""
+        if self.schedule_rrule is None:
+            return None
+        return {"rrule": self.schedule_rrule, "timezone": self.schedule_timezone, "start": self.schedule_start,
+                "misfire": self.schedule_misfire, "grace_seconds": self.schedule_grace_seconds,
+                "last_fired": self.schedule_last_fired, "next_run_at": self.schedule_next_run_at}
+
+    @property
+    def windows(self) -> list["MaintenanceWindow"]:
+        return [w for w in self.maintenance_windows if not w.is_exclusion]
+
+    @property
+    def exclusions(self) -> list["MaintenanceWindow"]:
+        return [w for w in self.maintenance_windows if w.is_exclusion]
 
 
 class Step(Base):
@@ -111,3 +143,34 @@ class Run(Base):
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[dt.datetime | None]
     heartbeat_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class MaintenanceWindow(Base):
+    """A maintenance window of a deployment, or an exclusion (freeze period) when ``is_exclusion``:
+    ``one_off`` from ``start_at`` to ``end_at`` (UTC), or ``recurring``: opens at every occurrence
+    of the RRULE ``rrule`` in ``timezone`` from the local wall time ``local_start``, for
+    ``duration_seconds`` (depot.scheduling.windows)."""
+
+    __tablename__ = "maintenance_windows"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))      # one_off | recurring
+    is_exclusion: Mapped[bool] = mapped_column(default=False)
+    start_at: Mapped[dt.datetime | None]
+    end_at: Mapped[dt.datetime | None]
+    rrule: Mapped[str | None] = mapped_column(Text)
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    local_start: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=False))
+    duration_seconds: Mapped[int | None]
+
+    deployment: Mapped[Deployment] = relationship(back_populates="maintenance_windows")
+
+    @property
+    def start(self) -> dt.datetime | None:
+        """One-off: the UTC start; recurring: the local wall time of the first opening."""
+        return self.start_at if self.kind == "one_off" else self.local_start
+
+    @property
+    def end(self) -> dt.datetime | None:
+        return self.end_at

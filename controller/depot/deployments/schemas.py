@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from depot import modulespec
+from depot.scheduling.rules import MAX_PREVIEW
 from depot.orchestration.states import DeploymentOutcome, DeploymentState, HostStatus
 from depot.schemas import InModel, ReadModel
 
@@ -126,6 +127,57 @@ class StepRead(ReadModel):
     options: dict
 
 
+Misfire = Literal["run_late", "skip", "wait_for_window"]
+
+
+class ScheduleFields(InModel):
+    """When a ready deployment starts by itself (DESIGN.md §3.4; rules in depot.scheduling.rules)."""
+
+    rrule: str = Field(description=(
+        "One RFC 5545 recurrence rule without DTSTART, e.g. FREQ=DAILY;BYHOUR=2;BYMINUTE=30 or, for once, "
+        "FREQ=DAILY;COUNT=1"))
+    timezone: str = Field(description="IANA time zone the rule is evaluated in, e.g. Europe/Berlin")
+    start: dt.datetime = Field(description=(
+        "DTSTART: the first moment the rule may fire, as a local wall time in `timezone` (an offset, if "
+        "given, is converted to it)"))
+    misfire: Misfire = Field(default="run_late", description=(
+        "An occurrence missed (controller down, deployment not ready): run_late within grace_seconds, skip "
+        "it, or wait_for_window (the next open maintenance window). Missed occurrences coalesce into one run"))
+    grace_seconds: int = Field(default=3600, ge=0, description="How late run_late may still start the run")
+
+
+class ScheduleRead(ReadModel):
+    rrule: str = Field(description="Normalised")
+    timezone: str
+    start: dt.datetime = Field(description="Local wall time in `timezone`")
+    misfire: Misfire
+    grace_seconds: int
+    last_fired: dt.datetime | None = Field(description="Latest occurrence the scheduler fired or skipped")
+    next_run_at: dt.datetime | None = Field(description="When it is next due, as of the last save or tick")
+
+
+class WindowFields(InModel):
+    """A maintenance window or exclusion period: one_off (start and end, with a UTC offset) or
+    recurring (rrule + timezone + start as a local wall time, open for duration_seconds at each occurrence)."""
+
+    kind: Literal["one_off", "recurring"]
+    start: dt.datetime = Field(description="one_off: the opening (with offset); recurring: DTSTART, local wall time")
+    end: dt.datetime | None = Field(default=None, description="one_off only: the closing (with offset)")
+    rrule: str | None = Field(default=None, description="recurring only")
+    timezone: str | None = Field(default=None, description="recurring only: IANA zone")
+    duration_seconds: int | None = Field(default=None, description="recurring only: how long each opening lasts")
+
+
+class WindowRead(ReadModel):
+    id: int
+    kind: Literal["one_off", "recurring"]
+    start: dt.datetime
+    end: dt.datetime | None
+    rrule: str | None
+    timezone: str | None
+    duration_seconds: int | None
+
+
 class DeploymentCreate(InModel):
     name: str = Field(min_length=1, max_length=200)
     pipelined: bool = Field(default=False, description=(
@@ -133,6 +185,11 @@ class DeploymentCreate(InModel):
         "once step N has finished on all of its hosts)"))
     max_concurrent_hosts: int | None = Field(default=None, ge=1, description="Default: the workers' capacity")
     steps: list[StepFields] = Field(default_factory=list, description="In order")
+    schedule: ScheduleFields | None = Field(default=None, description="Start by itself once ready; default: never")
+    windows: list[WindowFields] = Field(default_factory=list, description=(
+        "Maintenance windows: a scheduled start waits for one to be open (none: always open)"))
+    exclusions: list[WindowFields] = Field(default_factory=list, description=(
+        "Exclusion periods (freeze days): closed while one is active, whatever the windows say"))
 
 
 class DeploymentUpdate(InModel):
@@ -143,6 +200,9 @@ class DeploymentUpdate(InModel):
     pipelined: bool | None = None
     max_concurrent_hosts: int | None = Field(default=None, ge=1)
     steps: list[StepFields] | None = None
+    schedule: ScheduleFields | None = Field(default=None, description="null removes the schedule")
+    windows: list[WindowFields] | None = Field(default=None, description="Replaces every window")
+    exclusions: list[WindowFields] | None = Field(default=None, description="Replaces every exclusion")
 
 
 class DeploymentRead(ReadModel):
@@ -158,6 +218,9 @@ class DeploymentRead(ReadModel):
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
     steps: list[StepRead]
+    schedule: ScheduleRead | None
+    windows: list[WindowRead]
+    exclusions: list[WindowRead]
 
 
 class StartResult(ReadModel):
@@ -209,3 +272,29 @@ class RunRead(ReadModel):
 
 
 ReportFormat = Literal["csv", "json"]
+
+
+class SchedulePreviewRequest(InModel):
+    """An unsaved schedule (and windows) to preview."""
+
+    schedule: ScheduleFields
+    windows: list[WindowFields] = Field(default_factory=list)
+    exclusions: list[WindowFields] = Field(default_factory=list)
+    count: int = Field(default=10, ge=1, le=MAX_PREVIEW)
+    after: dt.datetime | None = Field(default=None, description="Occurrences after this instant (with offset); default: now")
+
+
+class OccurrenceRead(BaseModel):
+    at: dt.datetime = Field(description="UTC")
+    local: dt.datetime = Field(description="When it runs by the clocks of the schedule's zone (with offset)")
+    wall_time: dt.datetime = Field(description="The local wall time the rule asked for")
+    adjustment: Literal["gap", "fold"] | None = Field(description=(
+        "gap: the wall time does not exist (clocks spring forward), shifted forward by the gap; fold: it exists "
+        "twice (clocks go back), run at the first"))
+    in_window: bool = Field(description="Whether the maintenance windows (minus exclusions) are open then")
+
+
+class SchedulePreview(BaseModel):
+    rrule: str = Field(description="Normalised")
+    timezone: str
+    occurrences: list[OccurrenceRead]

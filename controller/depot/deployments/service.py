@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session, selectinload
 
 from depot import modulespec
 from depot.database.core import utcnow
-from depot.deployments.models import Deployment, HostResult, Run, Step
+from depot.deployments.models import Deployment, HostResult, MaintenanceWindow, Run, Step
 from depot.deployments.schemas import (
-    DeploymentCreate, DeploymentUpdate, HostReport, StepCreate, StepFields, StepUpdate,
+    DeploymentCreate, DeploymentUpdate, HostReport, OccurrenceRead, ScheduleFields, SchedulePreview, StepCreate,
+    StepFields, StepUpdate, WindowFields,
 )
 from depot.errors import Conflict, Invalid, NotFound, not_found
 from depot.orchestration import lifecycle
@@ -23,6 +24,10 @@ from depot.orchestration.states import DeploymentState, HostStatus
 from depot.packages.models import Package
 from depot.policies import schemas as policy_schemas
 from depot.policies.models import Policy
+from depot.scheduling import (
+    MisfirePolicy, OneOffWindow, RecurringWindow, Schedule, SchedulingError, Window, WindowSet, next_occurrence,
+    preview as preview_occurrences,
+)
 from depot.schemas import validate_merged
 from depot.targets import service as targets
 from depot.targets.models import Target
@@ -50,7 +55,8 @@ def get_step(deployment: Deployment, step_id: int) -> Step:
 
 
 def list_statement(state: DeploymentState | None = None):
-    statement = select(Deployment).options(selectinload(Deployment.steps)).order_by(Deployment.id)
+    statement = (select(Deployment).options(selectinload(Deployment.steps), selectinload(Deployment.maintenance_windows))
+                 .order_by(Deployment.id))
     return statement.where(Deployment.state == state) if state else statement
 
 
@@ -129,10 +135,139 @@ def _replace_steps(session: Session, deployment: Deployment, steps: Sequence[Ste
     session.flush()
 
 
+# --- schedule and maintenance windows (DESIGN.md §3.4; the arithmetic is depot.scheduling) ----------
+
+# The names the API gives the inputs that depot.scheduling reports by its own names.
+_FIELD_NAMES = {"grace": "grace_seconds", "duration": "duration_seconds"}
+
+
+def _loc(loc: Loc, error: SchedulingError) -> Loc:
+    return loc + [_FIELD_NAMES.get(error.field, error.field)]
+
+
+def parse_schedule(data: ScheduleFields, loc: Loc) -> tuple[Schedule, MisfirePolicy]:
+    """The schedule and misfire rule of a request; :class:`Invalid` naming the field under ``loc``."""
+    try:
+        return (Schedule(data.rrule, data.timezone, data.start),
+                MisfirePolicy(data.misfire, data.grace_seconds if data.misfire == "run_late" else 0))
+    except SchedulingError as e:
+        raise Invalid([(_loc(loc, e), e.message)]) from None
+
+
+def _parse_window(data: WindowFields, loc: Loc) -> Window:
+    given = {f for f in ("end", "rrule", "timezone", "duration_seconds") if getattr(data, f) is not None}
+    if data.kind == "one_off":
+        required, allowed = {"end"}, {"end"}
+    else:
+        required = allowed = {"rrule", "timezone", "duration_seconds"}
+    errors = [(loc + [f], f"required for a {data.kind} window") for f in sorted(required - given)]
+    errors += [(loc + [f], f"goes only with a {'recurring' if f != 'end' else 'one_off'} window")
+               for f in sorted(given - allowed)]
+    if errors:
+        raise Invalid(errors)
+    try:
+        if data.kind == "one_off":
+            return OneOffWindow(data.start, data.end)
+        return RecurringWindow(Schedule(data.rrule, data.timezone, data.start), data.duration_seconds)
+    except SchedulingError as e:
+        raise Invalid([(_loc(loc, e), e.message)]) from None
+
+
+def parse_windows(windows: Sequence[WindowFields], exclusions: Sequence[WindowFields], loc: Loc) -> WindowSet:
+    """The window set of a request; :class:`Invalid` naming every field at fault."""
+    errors: list[tuple[Loc, str]] = []
+    parsed: dict[str, list[Window]] = {"windows": [], "exclusions": []}
+    for name, items in (("windows", windows), ("exclusions", exclusions)):
+        for index, item in enumerate(items):
+            try:
+                parsed[name].append(_parse_window(item, loc + [name, index]))
+            except Invalid as e:
+                errors += e.errors
+    if errors:
+        raise Invalid(errors)
+    return WindowSet(parsed["windows"], parsed["exclusions"])
+
+
+def _window_row(window: Window, is_exclusion: bool) -> MaintenanceWindow:
+    if isinstance(window, OneOffWindow):
+        return MaintenanceWindow(kind="one_off", is_exclusion=is_exclusion, start_at=window.start, end_at=window.end)
+    return MaintenanceWindow(kind="recurring", is_exclusion=is_exclusion, rrule=window.schedule.rrule,
+                             timezone=window.schedule.timezone, local_start=window.schedule.start,
+                             duration_seconds=int(window.duration.total_seconds()))
+
+
+def _window_of(row: MaintenanceWindow) -> Window:
+    if row.kind == "one_off":
+        return OneOffWindow(row.start_at, row.end_at)
+    return RecurringWindow(Schedule(row.rrule, row.timezone, row.local_start), row.duration_seconds)
+
+
+def schedule_of(deployment: Deployment) -> tuple[Schedule, MisfirePolicy] | None:
+    """The stored schedule and misfire rule, or None."""
+    if deployment.schedule_rrule is None:
+        return None
+    return (Schedule(deployment.schedule_rrule, deployment.schedule_timezone, deployment.schedule_start),
+            MisfirePolicy(deployment.schedule_misfire, deployment.schedule_grace_seconds or 0))
+
+
+def windows_of(deployment: Deployment) -> WindowSet:
+    """The stored windows and exclusions (no windows: always open, except during exclusions)."""
+    return WindowSet([_window_of(w) for w in deployment.windows], [_window_of(w) for w in deployment.exclusions])
+
+
+def _set_schedule(deployment: Deployment, data: ScheduleFields | None) -> None:
+    """Store a validated schedule. Occurrences before it was saved never count (last_fired = now)."""
+    if data is None:
+        for column in ("rrule", "timezone", "start", "misfire", "grace_seconds", "last_fired", "next_run_at"):
+            setattr(deployment, f"schedule_{column}", None)
+        return
+    schedule, policy = parse_schedule(data, ["body", "schedule"])
+    now = utcnow()
+    deployment.schedule_rrule, deployment.schedule_timezone = schedule.rrule, schedule.timezone
+    deployment.schedule_start = schedule.start
+    deployment.schedule_misfire = policy.rule.value
+    deployment.schedule_grace_seconds = int(policy.grace.total_seconds())
+    deployment.schedule_last_fired = now
+    deployment.schedule_next_run_at = next_occurrence(schedule, now)
+
+
+def _replace_windows(deployment: Deployment, windows: WindowSet, which: Sequence[str]) -> None:
+    """Replace the stored windows and/or exclusions (``which``) by those of ``windows``."""
+    keep = [w for w in deployment.maintenance_windows
+            if ("exclusions" if w.is_exclusion else "windows") not in which]
+    new = ([_window_row(w, False) for w in windows.windows] if "windows" in which else []) + \
+          ([_window_row(w, True) for w in windows.exclusions] if "exclusions" in which else [])
+    deployment.maintenance_windows = keep + new
+
+
+def preview(schedule: Schedule, windows: WindowSet, count: int, after=None) -> SchedulePreview:
+    """The next ``count`` occurrences after ``after`` (default now), with their local time, DST
+    adjustment, and whether the windows are open then."""
+    try:
+        occurrences = preview_occurrences(schedule, after or utcnow(), count)
+    except SchedulingError as e:
+        raise Invalid([(["query", e.field], e.message)]) from None
+    return SchedulePreview(rrule=schedule.rrule, timezone=schedule.timezone, occurrences=[
+        OccurrenceRead(at=o.at, local=o.local, wall_time=o.wall_time, adjustment=o.adjustment,
+                       in_window=windows.is_open(o.at)) for o in occurrences])
+
+
+def deployment_preview(deployment: Deployment, count: int, after=None) -> SchedulePreview:
+    stored = schedule_of(deployment)
+    if stored is None:
+        raise NotFound(f"deployment {deployment.id} has no schedule")
+    return preview(stored[0], windows_of(deployment), count, after)
+
+
 def create(session: Session, data: DeploymentCreate) -> Deployment:
     _check_steps(session, data.steps, ["body", "steps"])
+    if data.schedule is not None:
+        parse_schedule(data.schedule, ["body", "schedule"])
+    windows = parse_windows(data.windows, data.exclusions, ["body"])
     deployment = Deployment(name=data.name, pipelined=data.pipelined, max_concurrent_hosts=data.max_concurrent_hosts,
                             state=D.DRAFT)
+    _set_schedule(deployment, data.schedule)
+    _replace_windows(deployment, windows, ("windows", "exclusions"))
     session.add(deployment)
     session.flush()
     _replace_steps(session, deployment, data.steps)
@@ -141,14 +276,25 @@ def create(session: Session, data: DeploymentCreate) -> Deployment:
 
 def update(session: Session, deployment: Deployment, data: DeploymentUpdate, actor: str) -> Deployment:
     _begin_edit(session, deployment, actor)
-    changes = data.model_dump(exclude_unset=True, exclude={"steps"})
-    nulls = [field for field in ("name", "pipelined") if field in changes and changes[field] is None]
+    scheduling = ("schedule", "windows", "exclusions")
+    changes = data.model_dump(exclude_unset=True, exclude={"steps", *scheduling})
+    nulls = [field for field in ("name", "pipelined", "windows", "exclusions")
+             if field in data.model_fields_set and getattr(data, field) is None]
     if nulls:
         raise Invalid([(["body", field], f"{field} cannot be null") for field in nulls])
-    for field, value in changes.items():
-        setattr(deployment, field, value)
     if data.steps is not None:
         _check_steps(session, data.steps, ["body", "steps"])
+    if data.schedule is not None:
+        parse_schedule(data.schedule, ["body", "schedule"])
+    windows = parse_windows(data.windows or [], data.exclusions or [], ["body"])
+    for field, value in changes.items():
+        setattr(deployment, field, value)
+    if "schedule" in data.model_fields_set:
+        _set_schedule(deployment, data.schedule)
+    which = [field for field in ("windows", "exclusions") if field in data.model_fields_set]
+    if which:
+        _replace_windows(deployment, windows, which)
+    if data.steps is not None:
         _replace_steps(session, deployment, data.steps)
     session.flush()
     return deployment

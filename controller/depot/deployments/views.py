@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import datetime as dt
 import os
 from typing import Annotated, Iterator
 
@@ -15,15 +16,17 @@ from depot.database.core import transaction
 from depot.dependencies import Actor, DbSession, Paging, Sessions
 from depot.deployments import service
 from depot.deployments.schemas import (
-    DeploymentCreate, DeploymentRead, DeploymentUpdate, HostReport, ReportFormat, ReportPage, RunRead, StartResult,
-    StepCreate, StepRead, StepUpdate,
+    DeploymentCreate, DeploymentRead, DeploymentUpdate, HostReport, ReportFormat, ReportPage, RunRead, SchedulePreview,
+    SchedulePreviewRequest, StartResult, StepCreate, StepRead, StepUpdate,
 )
 from depot.errors import NotFound
 from depot.orchestration.states import DeploymentState, HostStatus
+from depot.scheduling.rules import MAX_PREVIEW
 from depot.schemas import Page, paginate
 
 router = APIRouter(prefix="/deployments", tags=["deployments"])
 runs_router = APIRouter(prefix="/runs", tags=["runs"])
+schedules_router = APIRouter(prefix="/schedules", tags=["schedules"])
 
 EXPORT_BATCH = 500
 CSV_COLUMNS = ["deployment_id", *HostReport.model_fields]
@@ -118,6 +121,26 @@ def cancel_deployment(session: DbSession, actor: Actor, deployment_id: int):
 @router.post("/{deployment_id}/archive", response_model=DeploymentRead)
 def archive_deployment(session: DbSession, actor: Actor, deployment_id: int):
     return _read(service.archive(session, service.get(session, deployment_id, for_update=True), actor))
+
+
+# --- schedule ------------------------------------------------------------------------------------
+
+@router.get("/{deployment_id}/schedule/preview", response_model=SchedulePreview, summary=(
+    "The next occurrences of the deployment's schedule (UTC and local, DST adjustment) and whether its "
+    "maintenance windows are open then"))
+def preview_deployment_schedule(session: DbSession, deployment_id: int,
+                                count: Annotated[int, Query(ge=1, le=MAX_PREVIEW)] = 10,
+                                after: Annotated[dt.datetime | None, Query(description=(
+                                    "Occurrences after this instant (with offset); default: now"))] = None):
+    return service.deployment_preview(service.get(session, deployment_id), count, after)
+
+
+@schedules_router.post("/preview", response_model=SchedulePreview,
+                       summary="Preview an unsaved schedule (and windows): its next occurrences")
+def preview_schedule(body: SchedulePreviewRequest):
+    schedule, _ = service.parse_schedule(body.schedule, ["body", "schedule"])
+    windows = service.parse_windows(body.windows, body.exclusions, ["body"])
+    return service.preview(schedule, windows, body.count, body.after)
 
 
 # --- report --------------------------------------------------------------------------------------
