@@ -10,7 +10,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.depot.software.plugins.plugin_utils._loop import RebootFailed
-from ansible_collections.depot.software.plugins.plugin_utils._reboot import POSIX_DEFAULTS, WINDOWS_DEFAULTS, Rebooter
+from ansible_collections.depot.software.plugins.plugin_utils._reboot import Rebooter, reboot_commands
 
 
 class ActionModule(ActionBase):
@@ -34,10 +34,8 @@ class ActionModule(ActionBase):
                 return dict(result, failed=True, msg="%s must be more than 0, got %d" % (option, args[option]))
         if self._task.check_mode:
             return dict(result, changed=True, rebooted=False)
-        windows = getattr(self._connection._shell, "SHELL_FAMILY", "") == "powershell"
-        defaults = WINDOWS_DEFAULTS if windows else POSIX_DEFAULTS
-        commands = {key: args.get(key) or task_vars.get("depot_%s" % key) or default for key, default in defaults.items()}
-        rebooter = Rebooter(self, commands, reboot_timeout=args["reboot_timeout"], connect_timeout=args["connect_timeout"])
+        rebooter = Rebooter(self, reboot_commands(self._connection, args, task_vars),
+                            reboot_timeout=args["reboot_timeout"], connect_timeout=args["connect_timeout"])
         try:
             boot_id = rebooter.reboot(None)
         except RebootFailed as e:

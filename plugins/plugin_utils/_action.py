@@ -15,7 +15,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.depot.software.plugins.module_utils._spec import ACTION_SPEC, detection_errors
 from ansible_collections.depot.software.plugins.plugin_utils._exit_codes import Classifier, ExitCodeError
 from ansible_collections.depot.software.plugins.plugin_utils._loop import AttemptLoop, Host, HostUnreachable
-from ansible_collections.depot.software.plugins.plugin_utils._reboot import POSIX_DEFAULTS, WINDOWS_DEFAULTS, Rebooter
+from ansible_collections.depot.software.plugins.plugin_utils._reboot import Rebooter, is_windows, reboot_commands
 
 # Messages of a connection that was never established, as opposed to one lost mid-session.
 _CONNECT_FAILURES = re.compile(
@@ -89,7 +89,7 @@ class ExecutorAction(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super(ExecutorAction, self).run(tmp, task_vars)
-        if getattr(self._connection._shell, "SHELL_FAMILY", "") != "powershell":
+        if not is_windows(self._connection):
             prefer_python_implementation(self._connection)
         result.update(self._execute_module(module_name=self.MODULE, module_args=self._task.args, task_vars=task_vars))
         return result
@@ -124,7 +124,7 @@ class DepotAction(ActionBase):
             return dict(result, failed=True, msg=str(e), outcome="invalid", changed=False)
 
     def _run(self, task_vars):
-        windows = getattr(self._connection._shell, "SHELL_FAMILY", "") == "powershell"
+        windows = is_windows(self._connection)
         if not windows:
             prefer_python_implementation(self._connection)
         spec = dict(self.MODULE_SPEC, **ACTION_SPEC)
@@ -142,9 +142,8 @@ class DepotAction(ActionBase):
         if errors:
             raise AnsibleActionFail("; ".join(errors))
 
-        defaults = WINDOWS_DEFAULTS if windows else POSIX_DEFAULTS
-        commands = {key: args.get(key) or task_vars.get("depot_%s" % key) or default for key, default in defaults.items()}
-        rebooter = Rebooter(self, commands, reboot_timeout=args["reboot_timeout"], connect_timeout=args["connect_timeout"])
+        rebooter = Rebooter(self, reboot_commands(self._connection, args, task_vars),
+                            reboot_timeout=args["reboot_timeout"], connect_timeout=args["connect_timeout"])
         module_args = {k: v for k, v in args.items() if k in self.MODULE_SPEC and v is not None}
         host = _AnsibleHost(self, self.MODULE, module_args, task_vars, rebooter)
         loop = AttemptLoop(host, classifier, want_present=self.want_present(args), retries=args["retries"],

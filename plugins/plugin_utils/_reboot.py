@@ -41,6 +41,18 @@ WINDOWS_DEFAULTS = dict(
 )
 
 
+def is_windows(connection):
+    """The host speaks PowerShell (winrm, psrp, or ssh with a PowerShell shell)."""
+    return getattr(connection._shell, "SHELL_FAMILY", "") == "powershell"
+
+
+def reboot_commands(connection, args, task_vars):
+    """The reboot, boot time and readiness commands: the task's options, then the host's
+    depot_* variables, then the platform's defaults."""
+    defaults = WINDOWS_DEFAULTS if is_windows(connection) else POSIX_DEFAULTS
+    return {key: args.get(key) or task_vars.get("depot_%s" % key) or default for key, default in defaults.items()}
+
+
 class Rebooter(object):
     """Reboot helpers bound to an action plugin's connection."""
 
