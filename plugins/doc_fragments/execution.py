@@ -138,6 +138,19 @@ options:
     description: Seconds to wait for a rebooting host to come back and pass its readiness check.
     type: int
     default: 600
+  reboot_not_after:
+    description:
+      - End of the maintenance window, an ISO 8601 date and time with a UTC offset
+        (V(2026-05-01T06:00:00Z), V(2026-05-01T08:00:00+02:00)). A reboot this task would start
+        itself (O(reboot_timing=immediate), or the one of O(retry_after_reboot)) is held back when,
+        by the controller's clock, now is at or after O(reboot_not_after) minus O(reboot_timeout).
+      - Held back, a soft reboot ends as with O(reboot_timing=deferred) - RV(outcome) of the
+        attempt (C(soft_reboot)) with RV(reboot_required=true) and C(msg) saying when the window
+        closes - and a failed attempt is not retried after a reboot.
+      - A reboot the installer starts itself (C(hard_reboot), 1641) is waited for all the same.
+      - Not set, reboots are never held back. A value that is not such a date and time fails the
+        task before the host is touched (RV(outcome=invalid)).
+    type: str
   reboot_command:
     description:
       - Command that reboots the host. Defaults to the host variable C(depot_reboot_command),

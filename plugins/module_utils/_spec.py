@@ -84,6 +84,8 @@ ACTION_SPEC = dict(
     reboot=dict(type="str", default="if_required", choices=["never", "if_required", "force"]),
     reboot_timing=dict(type="str", default="deferred", choices=["immediate", "deferred"]),
     reboot_timeout=dict(type="int", default=600),
+    # ISO 8601 instant with a UTC offset: no reboot of ours that could end after it (maintenance window).
+    reboot_not_after=dict(type="str"),
     reboot_command=dict(type="str"),
     boot_time_command=dict(type="str"),
     test_command=dict(type="str"),

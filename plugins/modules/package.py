@@ -154,7 +154,11 @@ outcome:
   description:
     - The exit-code class of the final attempt (C(success), C(soft_reboot), C(hard_reboot),
       C(retry) when retries ran out, C(already), C(failure)) or C(timeout), C(not_detected)
-      (the installer said success but detection disagrees), C(no_user_session), C(unreachable).
+      (the installer said success but detection disagrees), C(no_user_session), C(unreachable),
+      C(reboot_timeout), C(invalid) (bad input, nothing ran).
+    - A C(soft_reboot) whose reboot O(reboot_not_after) held back has RV(reboot_required=true).
+    - Run through M(depot.software.step), the outcome may also be C(awaiting_reboot) (the host has not
+      rebooted since the step's C(unless_boot_id), so nothing ran; neither failed nor changed).
   returned: always
   type: str
   sample: soft_reboot

@@ -90,7 +90,10 @@ rc:
   returned: always
   type: int
 outcome:
-  description: As for M(depot.software.package).
+  description:
+    - As for M(depot.software.package), C(invalid) included.
+    - Run through M(depot.software.step), the outcome may also be C(awaiting_reboot) (the host has not
+      rebooted since the step's C(unless_boot_id), so the script did not run; neither failed nor changed).
   returned: always
   type: str
 status:

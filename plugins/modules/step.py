@@ -32,6 +32,18 @@ options:
     description: Options of the module named by O(action), exactly as that module takes them.
     type: dict
     required: true
+  unless_boot_id:
+    description:
+      - Run the step only when the host has rebooted since it had this boot id (a RV(boot_id) an
+        earlier result returned), for a retry that must wait for a reboot.
+      - Before anything else one raw command reads the host's current boot id - the boot time
+        command of M(depot.software.package) (its C(boot_time_command) in O(args), else the
+        host variable C(depot_boot_time_command), else C(cat /proc/sys/kernel/random/boot_id) on
+        POSIX or the last boot time on Windows). When it equals this value the action does not run
+        and the step returns RV(outcome=awaiting_reboot), neither failed nor changed. When it
+        differs the action runs as usual.
+      - An unreachable host gives RV(outcome=unreachable), as the action itself would.
+    type: str
 attributes:
   check_mode:
     support: full
@@ -50,6 +62,14 @@ EXAMPLES = r"""
     name: agent
     action: package
     args: "{{ agent_step_args }}"
+
+- name: Retry the step only once the host has rebooted since the failed try
+  depot.software.step:
+    id: 1
+    name: agent
+    action: package
+    args: "{{ agent_step_args }}"
+    unless_boot_id: "{{ previous_result.boot_id }}"
 """
 
 RETURN = r"""
@@ -59,7 +79,16 @@ step:
   type: dict
   sample: {id: 1, name: agent, action: package}
 outcome:
-  description: As returned by M(depot.software.package).
+  description:
+    - As returned by M(depot.software.package) or M(depot.software.script).
+    - C(awaiting_reboot) when the host's boot id still equals O(unless_boot_id); nothing ran, and the
+      result is neither failed nor changed.
+    - C(failure) when O(unless_boot_id) is set and the boot time command fails on the host.
   returned: always
+  type: str
+  sample: awaiting_reboot
+boot_id:
+  description: The host's boot id, as the action returned it, or as read for O(unless_boot_id).
+  returned: when known
   type: str
 """

@@ -6,6 +6,7 @@ is touched, then run the attempt loop over the module (one remote execution per 
 
 from __future__ import annotations
 
+import datetime
 import re
 import time
 
@@ -139,6 +140,10 @@ class DepotAction(ActionBase):
                                     installer_type=self.installer_type(args))
         except ExitCodeError as e:
             errors.append(str(e))
+        try:
+            not_after = parse_instant("reboot_not_after", args["reboot_not_after"])
+        except ValueError as e:
+            errors.append(str(e))
         if errors:
             raise AnsibleActionFail("; ".join(errors))
 
@@ -148,7 +153,8 @@ class DepotAction(ActionBase):
         host = _AnsibleHost(self, self.MODULE, module_args, task_vars, rebooter)
         loop = AttemptLoop(host, classifier, want_present=self.want_present(args), retries=args["retries"],
                            retry_interval=args["retry_interval"], retry_after_reboot=args["retry_after_reboot"],
-                           reboot=args["reboot"], reboot_timing=args["reboot_timing"])
+                           reboot=args["reboot"], reboot_timing=args["reboot_timing"],
+                           reboot_not_after=not_after, reboot_duration=args["reboot_timeout"])
         return loop.run()
 
     def _common_errors(self, args, windows):
@@ -171,6 +177,21 @@ class DepotAction(ActionBase):
         errors += detection_errors(args["detection"], windows)
         errors += env_name_errors("environment", args.get("environment") or {})
         return errors
+
+
+def parse_instant(option, value):
+    """``value`` (ISO 8601 with a UTC offset, e.g. 2026-05-01T06:00:00Z) as an aware datetime; None
+    stays None. A ValueError names ``option``."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise ValueError("%s must be an ISO 8601 date and time with a UTC offset (such as 2026-05-01T06:00:00Z), "
+                         "got %r" % (option, value))
+    return moment
 
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

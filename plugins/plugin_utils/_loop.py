@@ -8,9 +8,15 @@ attempt → classify → retry: wait, attempt again → soft_reboot: reboot now 
 hard_reboot: wait for the host, verify with detection → failure: optionally reboot once and try
 again (retry_after_reboot). A connection lost in the middle of an attempt is resolved by waiting
 for the host and asking detection, never by blindly running the installer again.
+
+A reboot the loop would start itself is held back when ``reboot_not_after`` (an aware datetime:
+the end of the maintenance window) is less than ``reboot_duration`` seconds (the reboot timeout)
+away by the injected ``clock``. A reboot the installer started (hard_reboot) is waited for as ever.
 """
 
 from __future__ import annotations
+
+import datetime
 
 from ansible_collections.depot.software.plugins.plugin_utils._exit_codes import FAILURE, to_int32
 
@@ -51,7 +57,8 @@ class Host(object):
 
 class AttemptLoop(object):
     def __init__(self, host, classifier, want_present=True, retries=0, retry_interval=30,
-                 retry_after_reboot=False, reboot="if_required", reboot_timing="deferred"):
+                 retry_after_reboot=False, reboot="if_required", reboot_timing="deferred",
+                 reboot_not_after=None, reboot_duration=0, clock=None):
         self.host = host
         self.classifier = classifier
         self.want_present = want_present
@@ -60,6 +67,9 @@ class AttemptLoop(object):
         self.retry_after_reboot = retry_after_reboot
         self.reboot_policy = reboot
         self.reboot_timing = reboot_timing
+        self.reboot_not_after = reboot_not_after
+        self.reboot_duration = reboot_duration
+        self.clock = clock or (lambda: datetime.datetime.now(datetime.timezone.utc))
         self.attempts = []
         self.rebooted = False
         self.last = {}
@@ -103,6 +113,8 @@ class AttemptLoop(object):
         for key in TAIL_KEYS:
             if key in self.last:
                 result[key] = self.last[key]
+        if self.boot_id:
+            result["boot_id"] = self.boot_id  # the latest known, also after a reboot or a module failure
         msg = msg or self.last.get("msg")
         if msg:
             result["msg"] = msg
@@ -133,6 +145,15 @@ class AttemptLoop(object):
         return dict(verify, status="connection_lost", rc=None, detected_before=None, detected_after=detected,
                     msg="connection lost during the attempt (%s); detection afterwards says %s"
                     % (reason, "present" if detected else "absent"))
+
+    def _reboot_held_back(self):
+        """The message saying why our own reboot may not start now, or None when it may."""
+        if self.reboot_not_after is None:
+            return None
+        if self.clock() + datetime.timedelta(seconds=self.reboot_duration) < self.reboot_not_after:
+            return None
+        return ("the reboot was held back because the maintenance window closes at %s (a reboot may take up to %ss)"
+                % (self.reboot_not_after.isoformat(), self.reboot_duration))
 
     def _reboot(self, wait_only=False):
         before = self.boot_id
@@ -194,13 +215,16 @@ class AttemptLoop(object):
                 return self._finish("retry", failed=True, msg="still busy (rc %s) after %d retries" % (result.get("rc"), self.retries))
 
             if status == "timeout" or klass == FAILURE:
-                if reboot_retry_left > 0:
+                held_back = self._reboot_held_back() if reboot_retry_left > 0 else None
+                if reboot_retry_left > 0 and not held_back:
                     reboot_retry_left -= 1
                     self._reboot()  # the next attempt detects first, so no separate verification
                     continue
                 if status == "timeout":
-                    return self._finish("timeout", failed=True, msg="the attempt was ended after its timeout")
-                return self._finish(FAILURE, failed=True, msg=result.get("msg") or "exit code %s is a failure" % result.get("rc"))
+                    outcome, msg = "timeout", "the attempt was ended after its timeout"
+                else:
+                    outcome, msg = FAILURE, result.get("msg") or "exit code %s is a failure" % result.get("rc")
+                return self._finish(outcome, failed=True, msg="%s; %s" % (msg, held_back) if held_back else msg)
 
             if klass == "hard_reboot":
                 detected = self._reboot_and_verify(wait_only=True)
@@ -216,6 +240,9 @@ class AttemptLoop(object):
                 return self._finish(klass, reboot_required=wants_reboot and klass == "soft_reboot")
             if self.reboot_timing == "deferred":
                 return self._finish(klass, reboot_required=True)
+            held_back = self._reboot_held_back()
+            if held_back:
+                return self._finish(klass, reboot_required=True, msg=held_back)
             detected = self._reboot_and_verify()
             if not self._detected_ok(detected):
                 return self._finish("not_detected", failed=True, msg=self._not_detected_msg(after_reboot=True))
@@ -226,3 +253,4 @@ class AttemptLoop(object):
         if self.want_present:
             return "the installer reported success (rc %s) but the software is not detected %s" % (self.last.get("rc"), when)
         return "the uninstaller reported success (rc %s) but the software is still detected %s" % (self.last.get("rc"), when)
+

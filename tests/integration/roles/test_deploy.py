@@ -11,8 +11,8 @@ from tests.integration.conftest import ROOT, installer
 pytestmark = pytest.mark.lab
 
 PLAYBOOK = ROOT / "playbooks" / "deploy.yml"
-RECORD_KEYS = sorted(["id", "name", "action", "outcome", "successful", "fail_deployment", "rc", "reboot_required", "reboot_allowed",
-                      "rebooted", "attempts", "msg"])
+RECORD_KEYS = sorted(["id", "name", "action", "outcome", "successful", "fail_deployment", "rc", "boot_id", "reboot_required",
+                      "reboot_allowed", "rebooted", "attempts", "msg"])
 REBOOT_COMMAND = "/usr/local/sbin/lab-reboot"
 END_REBOOT_TASK = "Reboot once at the end of the steps"
 
@@ -110,6 +110,28 @@ def test_a_failed_step_cancels_the_later_steps_and_fails_the_host(lab, play, bas
     assert results.stats("h1")["failures"] == 1
     failed = task_results(results, "h1", "Fail the host when a step that fails the deployment was not successful")
     assert len(failed) == 1 and failed[0]["failed"] and failed[0]["msg"] == "unsuccessful steps: two"
+
+
+def test_a_step_awaiting_a_reboot_runs_nothing_and_does_not_fail_the_host(lab, play, base):
+    host = "h2"
+    boot = lab.boot_id(host)
+    steps = [
+        package_step("waits", "ok", base + "/waits", unless_boot_id=boot),
+        package_step("after", "ok", base + "/after"),
+    ]
+    results = deploy(play, host, steps)
+    recs = records(results, host)
+    assert [(r["name"], r["outcome"], r["successful"]) for r in recs] == \
+        [("waits", "awaiting_reboot", False), ("after", "cancelled", False)]
+    assert recs[0]["boot_id"] == boot and recs[0]["attempts"] == 0
+    assert not exists(lab, host, base + "/waits") and not exists(lab, host, base + "/after")
+    assert results.stats(host)["failures"] == 0 and results.stats(host)["changed"] == 0
+
+    # Once the host has rebooted the same step runs.
+    lab.reboot(host)
+    results = deploy(play, host, steps)
+    assert [r["outcome"] for r in records(results, host)] == ["success", "success"]
+    assert records(results, host)[0]["boot_id"] == lab.boot_id(host)
 
 
 def test_without_only_run_further_steps_if_successful_the_later_steps_run(lab, play, base):

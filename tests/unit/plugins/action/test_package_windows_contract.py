@@ -207,6 +207,27 @@ def test_3010_with_reboot_never_does_not_reboot_even_when_immediate(windows):
     assert h.raw.commands == []
 
 
+def test_3010_immediate_after_the_window_closed_sends_no_reboot_and_leaves_it_owed(windows):
+    """reboot_not_after is decided on the controller: package.ps1 never sees it, no reboot command is sent."""
+    h = windows()
+    h.module.add(msi_executed(3010))
+    r = h.run(msi(reboot_timing="immediate", reboot_not_after="2001-01-01T06:00:00+01:00"))
+    assert (r["outcome"], r["failed"], r["reboot_required"], r["rebooted"]) == ("soft_reboot", False, True, False)
+    assert "maintenance window closes at 2001-01-01T06:00:00+01:00" in r["msg"]
+    assert h.raw.commands == [] and len(h.module.calls) == 1
+    assert "reboot_not_after" not in h.module.calls[0]["module_args"]
+
+
+def test_1641_after_the_window_closed_is_still_waited_for(windows):
+    h = windows()
+    h.module.add(msi_executed(1641), satisfied(True, boot_id=BOOT_2))
+    h.raw.on("boot_time", boot_time(BOOT_2))
+    h.raw.on("test", READY)
+    r = h.run(msi(reboot_timing="immediate", reboot_not_after="2001-01-01T05:00:00Z"))
+    assert (r["outcome"], r["rebooted"], r["boot_id"]) == ("hard_reboot", True, BOOT_2)
+    assert h.raw.of_kind("reboot") == []
+
+
 def test_1641_waits_for_the_installers_own_reboot_and_sends_no_reboot_command(windows):
     h = windows()
     h.module.add(msi_executed(1641), satisfied(True, boot_id=BOOT_2))
@@ -604,6 +625,8 @@ def test_raw_requests_error_while_polling_is_polled_again(windows):
     (msi(exit_codes=dict(success=[0, 3010], soft_reboot=[3010])),
      "exit code 3010 is in two classes: exit_codes.success and exit_codes.soft_reboot"),
     (msi(reboot_timeout=0), "reboot_timeout must be more than 0, got 0"),
+    (msi(reboot_not_after="tomorrow 06:00"), "reboot_not_after must be an ISO 8601 date and time with a UTC offset"),
+    (msi(reboot_not_after="2026-05-01T06:00:00"), "reboot_not_after must be an ISO 8601 date and time with a UTC offset"),
     (msi(environment={"ACME SITE": "lab"}), "environment: 'ACME SITE' is not a valid environment variable name"),
     (msi(run_as_logon_type="network"), "run_as_logon_type"),
     (msi(installer_typo="msi"), "Unsupported parameters for (depot.software.package) module: installer_typo"),

@@ -1,5 +1,6 @@
 """The attempt loop, driven by replaying module results (the shape package.py/package.ps1 return)."""
 
+import datetime
 
 from ansible_collections.depot.software.plugins.plugin_utils._exit_codes import Classifier
 from ansible_collections.depot.software.plugins.plugin_utils._loop import AttemptLoop, Host, HostUnreachable, RebootFailed
@@ -220,3 +221,97 @@ def test_connection_lost_and_not_detected_is_failure():
 def test_check_mode_would_change():
     r = run(ReplayHost(dict(detection(False), changed=True)))
     assert (r["outcome"], r["changed"], r["failed"]) == ("would_change", True, False)
+
+
+# -- reboot_not_after: the loop holds back a reboot of its own that could outlast the window --------
+
+NOW = datetime.datetime(2026, 5, 1, 5, 0, 0, tzinfo=datetime.timezone.utc)
+
+
+def window(minutes_left, reboot_duration=600, **kw):
+    """Loop options for a maintenance window that closes ``minutes_left`` after NOW (fixed clock)."""
+    return dict(reboot_not_after=NOW + datetime.timedelta(minutes=minutes_left), reboot_duration=reboot_duration,
+                clock=lambda: NOW, **kw)
+
+
+def test_soft_reboot_past_the_window_is_not_rebooted_and_left_owed():
+    host = ReplayHost(executed(3010, boot="boot-1"))
+    r = run(host, reboot_timing="immediate", **window(-30))
+    assert (r["outcome"], r["failed"], r["reboot_required"], r["rebooted"]) == ("soft_reboot", False, True, False)
+    assert r["msg"].startswith("the reboot was held back because the maintenance window closes at 2026-05-01T04:30:00+00:00")
+    assert r["boot_id"] == "boot-1"
+    assert host.calls == [("attempt",)]
+
+
+def test_soft_reboot_when_the_reboot_could_outlast_the_window_is_held_back():
+    # 5 minutes left, but a reboot may take up to reboot_timeout (10 minutes).
+    host = ReplayHost(executed(3010))
+    r = run(host, reboot_timing="immediate", **window(5, reboot_duration=600))
+    assert (r["outcome"], r["reboot_required"], r["rebooted"]) == ("soft_reboot", True, False)
+    assert host.calls == [("attempt",)]
+
+
+def test_the_deadline_is_not_after_minus_the_reboot_duration():
+    at_deadline = run(ReplayHost(executed(3010)), reboot_timing="immediate", **window(10, reboot_duration=600))
+    assert (at_deadline["rebooted"], at_deadline["reboot_required"]) == (False, True)
+    just_before = ReplayHost(executed(3010, boot="boot-1"), detection(True))
+    r = run(just_before, reboot_timing="immediate", **window(10, reboot_duration=599))
+    assert (r["rebooted"], r["reboot_required"]) == (True, False)
+
+
+def test_soft_reboot_with_the_window_far_away_reboots_as_before():
+    host = ReplayHost(executed(3010, boot="boot-1"), detection(True))
+    r = run(host, reboot_timing="immediate", **window(60))
+    assert (r["outcome"], r["reboot_required"], r["rebooted"], r["detected_after"]) == ("soft_reboot", False, True, True)
+    assert host.calls == [("attempt",), ("reboot", "boot-1"), ("detect",)]
+    assert "msg" not in r
+
+
+def test_forced_reboot_past_the_window_is_held_back_as_if_deferred():
+    host = ReplayHost(executed(0))
+    r = run(host, reboot="force", reboot_timing="immediate", **window(-1))
+    assert (r["outcome"], r["reboot_required"], r["rebooted"], r["failed"]) == ("success", True, False, False)
+    assert host.calls == [("attempt",)]
+
+
+def test_installer_hard_reboot_is_waited_for_past_the_window():
+    host = ReplayHost(executed(1641, after=None, boot="boot-1"), detection(True))
+    r = run(host, reboot_timing="immediate", **window(-30))
+    assert (r["outcome"], r["rebooted"], r["failed"]) == ("hard_reboot", True, False)
+    assert host.calls == [("attempt",), ("wait", "boot-1"), ("detect",)]
+
+
+def test_retry_after_reboot_past_the_window_fails_without_rebooting():
+    host = ReplayHost(executed(1603, after=False))
+    r = run(host, retry_after_reboot=True, **window(-30))
+    assert (r["outcome"], r["failed"], r["rebooted"]) == ("failure", True, False)
+    assert r["msg"] == ("exit code 1603 is a failure; the reboot was held back because the maintenance window closes "
+                        "at 2026-05-01T04:30:00+00:00 (a reboot may take up to 600s)")
+    assert host.calls == [("attempt",)]
+
+
+def test_deferred_and_never_ignore_the_window():
+    deferred = run(ReplayHost(executed(3010)), **window(-30))
+    assert (deferred["outcome"], deferred["reboot_required"], deferred.get("msg")) == ("soft_reboot", True, None)
+    never = run(ReplayHost(executed(3010)), reboot="never", reboot_timing="immediate", **window(-30))
+    assert (never["reboot_required"], never.get("msg")) == (True, None)
+
+
+def test_the_clock_is_only_read_when_a_reboot_is_due():
+    def clock():
+        raise AssertionError("the clock was read")
+    r = run(ReplayHost(executed(0)), reboot_timing="immediate", reboot_not_after=NOW, clock=clock)
+    assert r["outcome"] == "success"
+
+
+# -- boot_id on every result ------------------------------------------------------------------------
+
+def test_boot_id_is_the_latest_known_even_when_the_module_fails_after_a_reboot():
+    host = ReplayHost(executed(1603, after=False, boot="boot-1"), dict(failed=True, msg="download failed"))
+    r = run(host, retry_after_reboot=True)
+    assert (r["outcome"], r["rebooted"], r["boot_id"]) == ("failure", True, "boot-2")
+
+
+def test_no_boot_id_when_the_host_was_never_reached():
+    r = run(ReplayHost(HostUnreachable("ssh: connect to host 10.0.0.9 port 22: Connection refused")))
+    assert "boot_id" not in r
