@@ -9,6 +9,7 @@ also mounted on the controller side under ``WORKDIR/hosts/NAME/root``, which is 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import fcntl
 import functools
@@ -22,6 +23,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -89,6 +91,19 @@ printf '%s %s\\n' "$(date +%s.%N)" "$(printf '%s' "$SSH_ORIGINAL_COMMAND" | base
 exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"
 """.format(log=COMMAND_LOG)
 
+# Runs inside a host (lab.wol_listener): one line per datagram received on UDP 0.0.0.0:PORT, in hex,
+# after a first line saying it listens.
+WOL_LISTENER = """\
+import os, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+os.write(1, b"# listening on 0.0.0.0:%s\\n" % sys.argv[1].encode())
+while True:
+    os.write(1, s.recv(65535).hex().encode() + b"\\n")
+"""
+
 LAB_REBOOT = """\
 #!/bin/sh
 # lab-reboot [DELAY]: reboot this lab host. Returns at once; about 1 s later every process of the
@@ -106,6 +121,7 @@ class Host:
     name: str  # h1, h2, ...: the inventory name and the hostname
     address: str
     netns: str  # network namespace name (ip netns), also the host-side veth's name
+    mac: str = ""  # MAC address of eth0 inside the host (what a Wake-on-LAN packet names)
 
     def __str__(self) -> str:
         return self.name
@@ -134,6 +150,25 @@ def _umount(path: str) -> None:
         raise OSError(err, os.strerror(err), path)
 
 
+class WolListener:
+    """The datagrams a :meth:`Lab.wol_listener` received (also readable after the block)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def packets(self) -> list[bytes]:
+        """Every datagram received so far, in order."""
+        lines = self.path.read_text().split("\n")[:-1]  # a line is complete once its newline is there
+        return [bytes.fromhex(line) for line in lines if not line.startswith("#")]
+
+    def wait(self, count: int, timeout: float = 10.0) -> list[bytes]:
+        """The datagrams received once there are at least ``count``, or after ``timeout`` s those there are."""
+        deadline = time.monotonic() + timeout
+        while len(packets := self.packets()) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return packets
+
+
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass
@@ -151,9 +186,15 @@ class Lab:
         self.subnet = ipaddress.ip_network(subnet)
         self.bridge = f"{prefix}-br"
         self.bridge_address = str(self.subnet[1])
+        self.broadcast = str(self.subnet.broadcast_address)  # the lab's broadcast address (Wake-on-LAN goes there)
         if hosts < 1 or 10 + hosts >= self.subnet.num_addresses - 1:
             raise LabError(f"{hosts} hosts do not fit in {subnet} (hosts start at .11)")
-        self.hosts = [Host(f"h{i}", str(self.subnet[10 + i]), f"{prefix}-h{i}") for i in range(1, hosts + 1)]
+        self.hosts = []
+        for i in range(1, hosts + 1):
+            address = self.subnet[10 + i]
+            # eth0's MAC: 52:54 (locally administered, unicast), then the host's IPv4 address
+            mac = ":".join(f"{b:02x}" for b in bytes([0x52, 0x54]) + address.packed)
+            self.hosts.append(Host(f"h{i}", str(address), f"{prefix}-h{i}", mac))
         if len(self.hosts[-1].netns) > 15:
             raise LabError(f"prefix {prefix!r} too long: interface names have at most 15 characters")
         self.key = self.workdir / "id_ed25519"
@@ -347,7 +388,7 @@ class Lab:
 
         ns = host.netns
         _run("ip", "netns", "add", ns)
-        _run("ip", "link", "add", ns, "type", "veth", "peer", "name", "eth0", "netns", ns)
+        _run("ip", "link", "add", ns, "type", "veth", "peer", "name", "eth0", "address", host.mac, "netns", ns)
         _run("ip", "link", "set", ns, "master", self.bridge, "up")
         _run("ip", "-n", ns, "addr", "add", f"{host.address}/{self.subnet.prefixlen}", "dev", "eth0")
         _run("ip", "-n", ns, "link", "set", "eth0", "up")
@@ -540,14 +581,57 @@ class Lab:
                 self._wait_sshd(host)
 
     def offline(self, host: Host | str) -> None:
-        """Unplug the host: connections to it time out until :meth:`online`."""
-        _run("ip", "link", "set", self.host(host).netns, "down")
+        """Switch the host off, as the network sees it: connections to it time out until :meth:`online`.
+
+        Like a powered-off machine whose network card waits for Wake-on-LAN: nothing the host sends
+        leaves it, and only broadcasts reach it (its bridge port is locked, does not flood unknown
+        unicast or multicast, and forgets the host's MAC). Its processes keep running.
+        """
+        port = self.host(host).netns
+        _run("ip", "link", "set", port, "type", "bridge_slave", "locked", "on", "flood", "off", "mcast_flood", "off")
+        _run("ip", "link", "set", port, "type", "bridge_slave", "fdb_flush")
 
     def online(self, host: Host | str) -> None:
-        _run("ip", "link", "set", self.host(host).netns, "up")
+        port = self.host(host).netns
+        _run("ip", "link", "set", port, "type", "bridge_slave", "locked", "off", "flood", "on", "mcast_flood", "on")
+        _run("ip", "link", "set", port, "up")
 
     def is_online(self, host: Host | str) -> bool:
-        return "UP" in _run("ip", "-br", "link", "show", self.host(host).netns).stdout.split()[1]
+        link = json.loads(_run("ip", "-d", "-j", "link", "show", self.host(host).netns).stdout)[0]
+        return "UP" in link["flags"] and not link["linkinfo"]["info_slave_data"].get("locked", False)
+
+    @contextlib.contextmanager
+    def wol_listener(self, host: Host | str, port: int = 9):
+        """Listen for Wake-on-LAN packets inside the host (offline or not) while the block runs.
+
+        Starts a UDP listener on 0.0.0.0:``port`` in the host's namespaces and yields a
+        :class:`WolListener` once it is bound; the listener is stopped at the end (a reboot ends it too).
+        """
+        host = self.host(host)
+        fd, path = tempfile.mkstemp(prefix=f"wol-{port}-", suffix=".hex", dir=self.workdir / "hosts" / host.name)
+        with os.fdopen(fd, "wb") as out:  # the listener writes to the machine's file, whatever its mount namespace
+            process = subprocess.Popen(self._enter(host) + ["/usr/bin/python3", "-c", WOL_LISTENER, str(port)],
+                                       env=CLEAN_ENV, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE,
+                                       start_new_session=True)
+        listener = WolListener(Path(path))
+        try:
+            deadline = time.monotonic() + 10
+            while not Path(path).read_text().startswith("# listening"):
+                if process.poll() is not None:
+                    error = (process.stderr.read().decode().strip().splitlines() or ["no output"])[-1]
+                    raise LabError(f"the Wake-on-LAN listener on {host} failed: {error}")
+                if time.monotonic() > deadline:
+                    raise LabError(f"the Wake-on-LAN listener on {host} did not start within 10s")
+                time.sleep(0.02)
+            yield listener
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            process.stderr.close()
 
     def boot_id(self, host: Host | str) -> str:
         return (self.workdir / "hosts" / self.host(host).name / "boot_id").read_text().strip()
@@ -625,12 +709,13 @@ class Lab:
 
     # ------------------------------------------------------------------ inventory, content, status
     def write_inventory(self, path: Path | str) -> Path:
-        """An Ansible YAML inventory of the lab: group ``lab`` with every host."""
+        """An Ansible YAML inventory of the lab: group ``lab`` with every host (and its ``depot_mac``)."""
         q = json.dumps  # a JSON string is a valid YAML scalar
         lines = [f"# The Depot lab {self.prefix!r} (written by tests.lab; valid while the lab is up)",
                  "all:", "  children:", "    lab:", "      hosts:"]
         for host in self.hosts:
-            lines += [f"        {host.name}:", f"          ansible_host: {q(host.address)}"]
+            lines += [f"        {host.name}:", f"          ansible_host: {q(host.address)}",
+                      f"          depot_mac: {q(host.mac)}"]
         variables = {
             "ansible_user": "root",
             "ansible_ssh_private_key_file": str(self.key),
@@ -651,7 +736,7 @@ class Lab:
                 "ansible_user": "root", "ansible_ssh_private_key_file": str(self.key),
                 "ansible_ssh_common_args": SSH_OPTIONS, "ansible_python_interpreter": "/usr/bin/python3",
                 "depot_reboot_command": REBOOT_COMMAND, "depot_boot_time_command": BOOT_TIME_COMMAND}},
-            "_meta": {"hostvars": {h.name: {"ansible_host": h.address} for h in self.hosts}},
+            "_meta": {"hostvars": {h.name: {"ansible_host": h.address, "depot_mac": h.mac} for h in self.hosts}},
         }
 
     def serve(self, directory: Path | str) -> str:
@@ -663,7 +748,7 @@ class Lab:
         return f"http://{self.bridge_address}:{server.server_port}"
 
     def status(self) -> dict[str, dict]:
-        """Per host: online (link up), sshd answering, keeper alive, boot id."""
+        """Per host: online (not :meth:`offline`), sshd answering, keeper alive, boot id."""
         report = {}
         for host in self.hosts:
             d = self.workdir / "hosts" / host.name

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 import time
@@ -123,6 +125,38 @@ def test_offline_host_is_unreachable_until_online(lab: Lab) -> None:
     finally:
         lab.online("h2")
     assert wait_for(lambda: lab.ssh("h2", "true").returncode == 0)
+
+
+def test_inventory_has_each_hosts_mac(lab: Lab, lab_inventory: Path) -> None:
+    result = subprocess.run([str(REPO / ".venv/bin/ansible-inventory"), "-i", str(lab_inventory), "--list"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    hostvars = json.loads(result.stdout)["_meta"]["hostvars"]
+    macs = [hostvars[host.name]["depot_mac"] for host in lab.hosts]
+    assert len(set(macs)) == len(macs)
+    for host, mac in zip(lab.hosts, macs):
+        assert re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", mac) and int(mac[:2], 16) & 1 == 0, mac  # unicast
+        link = lab.exec(host, ["ip", "-o", "link", "show", "eth0"]).stdout
+        assert re.search(r"link/ether (\S+)", link).group(1) == mac == host.mac, link
+
+
+def test_offline_host_hears_broadcasts_only(lab: Lab) -> None:
+    """Like a powered-off machine's Wake-on-LAN card: broadcasts arrive, unicast does not."""
+    with lab.wol_listener("h4", port=40009) as listener, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        assert lab.ssh("h4", "true").returncode == 0  # the machine knows h4's MAC: the unicast is sent, then lost
+        lab.offline("h4")
+        try:
+            assert not lab.is_online("h4")
+            sock.sendto(b"unicast", (lab.host("h4").address, 40009))
+            sock.sendto(b"broadcast", (lab.broadcast, 40009))
+            assert listener.wait(1) == [b"broadcast"]
+        finally:
+            lab.online("h4")
+        assert lab.is_online("h4")
+        sock.sendto(b"unicast again", (lab.host("h4").address, 40009))
+        assert listener.wait(2) == [b"broadcast", b"unicast again"]
+    assert wait_for(lambda: lab.ssh("h4", "true").returncode == 0)
 
 
 def test_commands_records_each_remote_command_once(lab: Lab) -> None:
