@@ -253,4 +253,3 @@ class AttemptLoop(object):
         if self.want_present:
             return "the installer reported success (rc %s) but the software is not detected %s" % (self.last.get("rc"), when)
         return "the uninstaller reported success (rc %s) but the software is still detected %s" % (self.last.get("rc"), when)
-
