@@ -19,6 +19,8 @@ from depot.deployments.views import router as deployments_router
 from depot.deployments.views import runs_router, schedules_router
 from depot.dependencies import DbSession
 from depot.errors import DepotError, Invalid
+from depot.hosts.views import router as hosts_router
+from depot.notifications.views import router as notifications_router
 from depot.orchestration.states import InvalidTransition
 from depot.packages.views import content_router
 from depot.packages.views import router as packages_router
@@ -81,7 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     for router in (packages_router, content_router, credentials_router, targets_router, policies_router,
-                   deployments_router, runs_router, schedules_router):
+                   deployments_router, runs_router, schedules_router, hosts_router, notifications_router):
         api.include_router(router)
     app.include_router(api)
     return app

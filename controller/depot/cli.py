@@ -1,5 +1,5 @@
 """The `depot` command: the controller's processes (serve, worker, migrate) and a client of its
-API (deploy, status)."""
+API (deploy, status, the deployment actions, schedule previews, hosts and check-ins)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import os
 import signal
 import sys
 import threading
+
+import httpx
 
 from depot.config import Settings, get_settings
 
@@ -27,6 +29,18 @@ def _scheduler_loop(sessions, interval: float, stop: threading.Event) -> None:
             log.exception("scheduler tick failed")
 
 
+def _delivery_loop(sessions, settings: Settings, keys, stop: threading.Event) -> None:
+    """Send the due notifications every ``notification_interval`` seconds until ``stop``."""
+    from depot.notifications.service import deliver_due
+
+    log = logging.getLogger("depot.notifications")
+    while not stop.wait(settings.notification_interval):
+        try:
+            deliver_due(sessions, settings, keys)
+        except Exception:  # noqa: BLE001 - one failed pass must not stop the deliveries
+            log.exception("notification delivery pass failed")
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -40,6 +54,8 @@ def _serve(args: argparse.Namespace) -> int:
     stop_scheduler = threading.Event()
     threading.Thread(target=_scheduler_loop, args=(app.state.sessionmaker, settings.scheduler_interval, stop_scheduler),
                      name="depot-scheduler", daemon=True).start()
+    threading.Thread(target=_delivery_loop, args=(app.state.sessionmaker, settings, app.state.keys, stop_scheduler),
+                     name="depot-notifications", daemon=True).start()
     worker = None
     if not args.no_worker:
         worker = Worker(app.state.sessionmaker, settings, app.state.keys)
@@ -65,11 +81,18 @@ def _worker(args: argparse.Namespace) -> int:
     settings = get_settings()
     check_current(settings.database_url)
     engine = make_engine(settings.database_url)
-    worker = Worker(make_sessionmaker(engine), settings, load_keys(settings.data_dir, settings.secret_key))
+    sessions, keys = make_sessionmaker(engine), load_keys(settings.data_dir, settings.secret_key)
+    worker = Worker(sessions, settings, keys)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop())
+    stop_deliveries = threading.Event()
+    threading.Thread(target=_delivery_loop, args=(sessions, settings, keys, stop_deliveries),
+                     name="depot-notifications", daemon=True).start()
     logging.getLogger(__name__).info("worker %s started", settings.worker_name)
-    worker.run_forever()
+    try:
+        worker.run_forever()
+    finally:
+        stop_deliveries.set()
     return 0
 
 
@@ -132,8 +155,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API call is noise in a terminal
+    from depot.client import ApiError
+
     try:
         return args.func(args) or 0
+    except ApiError as e:
+        print(f"depot: {e}", file=sys.stderr)
+        return 2
+    except httpx.TransportError as e:
+        print(f"depot: cannot reach the controller at {getattr(args, 'url', '?')}: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

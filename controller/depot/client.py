@@ -107,7 +107,11 @@ def _deploy(args: argparse.Namespace) -> int:
     print(f"deployment {deployment['id']} created: {deployment['name']}", file=sys.stderr)
     if args.no_start:
         return _emit(args, deployment)
-    client.request("POST", f"/deployments/{deployment['id']}/ready")
+    deployment = client.request("POST", f"/deployments/{deployment['id']}/ready")
+    if deployment["schedule"]:   # the scheduler starts it
+        print(f"deployment {deployment['id']} is ready; its schedule starts it at "
+              f"{deployment['schedule']['next_run_at']} (UTC)", file=sys.stderr)
+        return _emit(args, deployment)
     client.request("POST", f"/deployments/{deployment['id']}/start")
     if args.no_wait:
         return _emit(args, client.request("GET", f"/deployments/{deployment['id']}"))
@@ -180,6 +184,85 @@ def _emit(args: argparse.Namespace, data: dict) -> int:
     return 0
 
 
+# -- depot ready|start|pause|resume|cancel|archive ID --------------------------------------------
+
+ACTIONS = {
+    "ready": "draft → ready (checks it can run)",
+    "start": "ready → active",
+    "pause": "active → paused: no host starts a step until resumed",
+    "resume": "paused → active (acknowledges the failures so far)",
+    "cancel": "cancel waiting hosts; running ones finish their step",
+    "archive": "completed → archived",
+}
+
+
+def _action(args: argparse.Namespace) -> int:
+    result = Client(args.url).request("POST", f"/deployments/{args.deployment}/{args.action}")
+    deployment = result.get("deployment", result)   # start answers {deployment, host_results}
+    if not args.json and deployment.get("pause_reason"):
+        print(deployment["pause_reason"], file=sys.stderr)
+    return _emit(args, deployment)
+
+
+# -- depot schedule ---------------------------------------------------------------------------
+
+def _schedule(args: argparse.Namespace) -> int:
+    client = Client(args.url)
+    if args.deployment is not None:
+        preview = client.request("GET", f"/deployments/{args.deployment}/schedule/preview",
+                                 params={"count": args.count})
+    else:
+        if not (args.rrule and args.timezone and args.start):
+            raise ApiError("give a deployment id, or --rrule, --timezone and --start")
+        preview = client.request("POST", "/schedules/preview", json={
+            "schedule": {"rrule": args.rrule, "timezone": args.timezone, "start": args.start}, "count": args.count})
+    if args.json:
+        print(json.dumps(preview, indent=2))
+        return 0
+    table = Table(title=f"{preview['rrule']} in {preview['timezone']}")
+    for column in ("local time", "UTC", "DST", "window open"):
+        table.add_column(column)
+    for o in preview["occurrences"]:
+        table.add_row(o["local"], o["at"], o["adjustment"] or "", "yes" if o["in_window"] else "no")
+    Console().print(table)
+    return 0
+
+
+# -- depot host NAME / checkin ----------------------------------------------------------------
+
+def _host(args: argparse.Namespace) -> int:
+    host = Client(args.url).request("GET", f"/hosts/{args.name}")
+    if args.json:
+        print(json.dumps(host, indent=2))
+        return 0
+    print(f"{host['name']}: {host['checkins']} check-in(s), last {host['last_checkin_at'] or 'never'}"
+          f"{' from ' + host['last_address'] if host['last_address'] else ''}")
+    table = Table(title="pending steps")
+    for column in ("deployment", "step", "status", "next window", "reason"):
+        table.add_column(column)
+    for p in host["pending"]:
+        window = "open now" if p["window_open_now"] else (p["next_window_at"] or "none within a year")
+        table.add_row(str(p["deployment_id"]), str(p["position"]), p["status"], window, p["reason"] or "")
+    Console().print(table)
+    return 0
+
+
+def _checkin_token(args: argparse.Namespace) -> int:
+    token = Client(args.url).request("GET", f"/hosts/{args.name}/checkin-token")
+    print(json.dumps(token, indent=2) if args.json else token["token"])
+    return 0
+
+
+def _checkin(args: argparse.Namespace) -> int:
+    if not args.token:
+        raise ApiError("no check-in token: give --token or set DEPOT_CHECKIN_TOKEN")
+    result = Client(args.url).request("POST", f"/hosts/{args.name}/checkin",
+                                      headers={"Authorization": f"Bearer {args.token}"})
+    print(json.dumps(result, indent=2) if args.json else
+          f"{result['host']}: {result['pending']} pending step(s), {result['started_now']} made due now")
+    return 0
+
+
 def add_commands(sub) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", default=os.environ.get("DEPOT_URL", DEFAULT_URL), help="controller URL (DEPOT_URL)")
@@ -199,3 +282,30 @@ def add_commands(sub) -> None:
     status.add_argument("--interval", type=float, default=1.0)
     status.add_argument("--timeout", type=float, default=0)
     status.set_defaults(func=_status)
+
+    for action, summary in ACTIONS.items():
+        parser = sub.add_parser(action, parents=[common], help=f"deployment: {summary}")
+        parser.add_argument("deployment", type=int)
+        parser.set_defaults(func=_action, action=action)
+
+    schedule = sub.add_parser("schedule", parents=[common], help=(
+        "next occurrences of a deployment's schedule, or of an unsaved one (--rrule --timezone --start)"))
+    schedule.add_argument("deployment", type=int, nargs="?")
+    schedule.add_argument("--rrule", help="e.g. FREQ=WEEKLY;BYDAY=SA;BYHOUR=2")
+    schedule.add_argument("--timezone", help="IANA zone, e.g. Europe/Berlin")
+    schedule.add_argument("--start", help="first local wall time, e.g. 2026-12-01T00:00:00")
+    schedule.add_argument("--count", type=int, default=10)
+    schedule.set_defaults(func=_schedule)
+
+    host = sub.add_parser("host", parents=[common], help="a host's check-ins and pending steps, with its next window")
+    host.add_argument("name")
+    host.set_defaults(func=_host)
+
+    token = sub.add_parser("checkin-token", parents=[common], help="the token a host checks in with")
+    token.add_argument("name")
+    token.set_defaults(func=_checkin_token)
+
+    checkin = sub.add_parser("checkin", parents=[common], help="check a host in: its pending work starts at once")
+    checkin.add_argument("name")
+    checkin.add_argument("--token", default=os.environ.get("DEPOT_CHECKIN_TOKEN"), help="(DEPOT_CHECKIN_TOKEN)")
+    checkin.set_defaults(func=_checkin)

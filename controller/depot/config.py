@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from ipaddress import IPv4Network
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +52,27 @@ class Settings(BaseSettings):
     scheduler_interval: float = Field(default=10.0, gt=0, description=(
         "Seconds between scheduler ticks of `depot serve`: each tick starts the ready deployments whose schedule "
         "is due (misfire rules and maintenance windows applied). Occurrences are on time up to a minute late."))
+    lan_networks: list[IPvAnyNetwork] = Field(default_factory=lambda: [
+        IPv4Network("10.0.0.0/8"), IPv4Network("172.16.0.0/12"), IPv4Network("192.168.0.0/16")], description=(
+        "Networks (CIDR, JSON list in the environment) that count as the LAN for steps with network condition "
+        "lan_only: a host runs such a step only while its address - the one it last checked in from, else its "
+        "inventory address - is in one of them."))
+    checkin_token_ttl_days: int = Field(default=365, ge=1, description=(
+        "Days a host check-in token (GET /api/v1/hosts/{name}/checkin-token) stays valid."))
     event_batch_seconds: float = Field(default=0.5, gt=0, description="Longest wait before buffered events are written.")
+    smtp_host: str = Field(default="127.0.0.1", description="SMTP server that notification emails are sent through.")
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="Port of the SMTP server.")
+    smtp_from: str = Field(default="depot@localhost", description="Sender address of notification emails.")
+    smtp_starttls: bool = Field(default=False, description="Upgrade the SMTP connection with STARTTLS (certificate verified).")
+    smtp_username: str | None = Field(default=None, description="SMTP login user name; no login when unset.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP login password (never logged or printed).")
+    smtp_timeout: float = Field(default=10.0, gt=0, description="Seconds an SMTP connection or command may take.")
+    notification_max_attempts: int = Field(default=8, ge=1, description=(
+        "Attempts to send a notification (email or webhook) before its delivery is marked failed."))
+    notification_backoff_seconds: float = Field(default=30.0, gt=0, description=(
+        "Wait before the second attempt of a notification; it doubles with every further attempt, up to an hour."))
+    notification_interval: float = Field(default=2.0, gt=0, description=(
+        "Seconds between notification delivery passes of `depot serve` and `depot worker`."))
 
     @model_validator(mode="after")
     def _fill_database_url(self) -> "Settings":

@@ -12,6 +12,10 @@ class DepotError(Exception):
     status_code = 400
 
 
+class Unauthorized(DepotError):
+    status_code = 401
+
+
 class NotFound(DepotError):
     status_code = 404
 

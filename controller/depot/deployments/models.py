@@ -29,6 +29,16 @@ class Deployment(Base):
     pipelined: Mapped[bool] = mapped_column(default=False)
     max_concurrent_hosts: Mapped[int | None]    # per-deployment concurrency limit; None = the workers' capacity
     cancel_requested: Mapped[bool] = mapped_column(default=False)
+    # Failure budget: the deployment pauses itself when the share of finished host results that
+    # failed exceeds failure_budget_percent, once min_sample have finished. Resuming acknowledges the
+    # failures so far (budget_acknowledged): it pauses again only on new failures.
+    failure_budget_percent: Mapped[int | None]
+    failure_budget_min_sample: Mapped[int] = mapped_column(default=5)
+    budget_acknowledged: Mapped[int] = mapped_column(default=0)
+    pause_reason: Mapped[str | None] = mapped_column(Text)
+    # Rings: sizes of the first batches of hosts ("5" hosts or "10%"); the rest is the last ring.
+    # A ring starts once every earlier ring has finished (and the budget held).
+    rings: Mapped[list] = mapped_column(default=list)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     started_at: Mapped[dt.datetime | None]
@@ -49,8 +59,8 @@ class Deployment(Base):
 
     steps: Mapped[list["Step"]] = relationship(back_populates="deployment", order_by="Step.position",
                                                cascade="all, delete-orphan")
-    maintenance_windows: Mapped[list["MaintenanceWindow"]] = relationship(
-        back_populates="deployment", order_by="MaintenanceWindow.id", cascade="all, delete-orphan")
+    maintenance_windows: Mapped[list["MaintenanceWindow"]] = relationship(  # noqa: F821 (depot.scheduling.models)
+        order_by="MaintenanceWindow.id", cascade="all, delete-orphan")
 
     @property
     def schedule(self) -> dict | None:
@@ -60,6 +70,12 @@ class Deployment(Base):
         return {"rrule": self.schedule_rrule, "timezone": self.schedule_timezone, "start": self.schedule_start,
                 "misfire": self.schedule_misfire, "grace_seconds": self.schedule_grace_seconds,
                 "last_fired": self.schedule_last_fired, "next_run_at": self.schedule_next_run_at}
+
+    @property
+    def failure_budget(self) -> dict | None:
+        if self.failure_budget_percent is None:
+            return None
+        return {"max_failure_percent": self.failure_budget_percent, "min_sample": self.failure_budget_min_sample}
 
     @property
     def windows(self) -> list["MaintenanceWindow"]:
@@ -90,6 +106,13 @@ class Step(Base):
     machine_contact_timeout: Mapped[int] = mapped_column(default=0)   # seconds; 0 = wait indefinitely
     fail_deployment_if_unsuccessful: Mapped[bool] = mapped_column(default=True)
     only_run_further_steps_if_successful: Mapped[bool] = mapped_column(default=True)
+    # Controller-level retry of a failed host: after retry_interval seconds, up to retry_count times;
+    # with retry_after_reboot, only once the host's boot id has changed (polled every retry_interval).
+    retry_count: Mapped[int] = mapped_column(default=0)
+    retry_interval: Mapped[int] = mapped_column(default=600)
+    retry_after_reboot: Mapped[bool] = mapped_column(default=False)
+    network_condition: Mapped[str] = mapped_column(String(20), default="any")   # any | lan_only
+    wake_on_lan: Mapped[dict | None] = mapped_column(default=None)   # depot.execution.wakeup.WakeOptions
 
     deployment: Mapped[Deployment] = relationship(back_populates="steps")
 
@@ -123,6 +146,16 @@ class HostResult(Base):
     finished_at: Mapped[dt.datetime | None]
     log_tail: Mapped[str | None] = mapped_column(Text)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    # Set at start from the targets and the inventory: the targets the host came from (their
+    # maintenance windows apply), its rollout ring, its inventory address and MAC.
+    targets: Mapped[list] = mapped_column(default=list)
+    ring: Mapped[int] = mapped_column(default=0)
+    address: Mapped[str | None] = mapped_column(String(255))
+    mac: Mapped[str | None] = mapped_column(String(17))
+    retries_done: Mapped[int] = mapped_column(default=0)
+    boot_id: Mapped[str | None] = mapped_column(String(100))        # as last reported by the host
+    wait_boot_id: Mapped[str | None] = mapped_column(String(100))   # retry once the boot id is no longer this
+    woken_at: Mapped[dt.datetime | None]                            # Wake-on-LAN packet sent
     claimed_by: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[dt.datetime | None]
 
@@ -138,39 +171,9 @@ class Run(Base):
     worker: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20), default="starting")   # ansible-runner's status
     hosts: Mapped[list] = mapped_column(default=list)
+    options: Mapped[dict] = mapped_column(default=dict)   # step options of this batch (reboot_not_after, ...)
     artifact_dir: Mapped[str | None] = mapped_column(Text)
     events: Mapped[int] = mapped_column(default=0)
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[dt.datetime | None]
     heartbeat_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-
-
-class MaintenanceWindow(Base):
-    """A maintenance window of a deployment, or an exclusion (freeze period) when ``is_exclusion``:
-    ``one_off`` from ``start_at`` to ``end_at`` (UTC), or ``recurring``: opens at every occurrence
-    of the RRULE ``rrule`` in ``timezone`` from the local wall time ``local_start``, for
-    ``duration_seconds`` (depot.scheduling.windows)."""
-
-    __tablename__ = "maintenance_windows"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(20))      # one_off | recurring
-    is_exclusion: Mapped[bool] = mapped_column(default=False)
-    start_at: Mapped[dt.datetime | None]
-    end_at: Mapped[dt.datetime | None]
-    rrule: Mapped[str | None] = mapped_column(Text)
-    timezone: Mapped[str | None] = mapped_column(String(64))
-    local_start: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=False))
-    duration_seconds: Mapped[int | None]
-
-    deployment: Mapped[Deployment] = relationship(back_populates="maintenance_windows")
-
-    @property
-    def start(self) -> dt.datetime | None:
-        """One-off: the UTC start; recurring: the local wall time of the first opening."""
-        return self.start_at if self.kind == "one_off" else self.local_start
-
-    @property
-    def end(self) -> dt.datetime | None:
-        return self.end_at

@@ -8,8 +8,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from depot import modulespec
+from depot.execution.wakeup import WakeOptions
 from depot.scheduling.rules import MAX_PREVIEW
 from depot.orchestration.states import DeploymentOutcome, DeploymentState, HostStatus
+from depot.scheduling.schemas import WindowFields, WindowRead
 from depot.schemas import InModel, ReadModel
 
 ExitCode = Annotated[int, Field(ge=-2 ** 31, le=2 ** 31 - 1)]
@@ -37,6 +39,19 @@ class StepFields(InModel):
         "Seconds to keep trying to reach an offline host before it is unreachable; 0 = wait indefinitely"))
     fail_deployment_if_unsuccessful: bool = True
     only_run_further_steps_if_successful: bool = True
+    retry_count: int = Field(default=0, ge=0, le=100, description=(
+        "Times a host whose step failed is tried again by the controller (in-run retries of busy installers "
+        "are the package's `retries` option)"))
+    retry_interval: int = Field(default=600, ge=0, le=30 * 86400, description=(
+        "Seconds before such a retry; with retry_after_reboot, how often the host's boot id is checked"))
+    retry_after_reboot: bool = Field(default=False, description=(
+        "Retry a failed host only once it has rebooted (its boot id changed)"))
+    network_condition: Literal["any", "lan_only"] = Field(default="any", description=(
+        "lan_only: run only while the host's address (the one it last checked in from, else its inventory "
+        "address) is in DEPOT_LAN_NETWORKS; otherwise it is deferred"))
+    wake_on_lan: WakeOptions | None = Field(default=None, description=(
+        "Send a Wake-on-LAN packet to each host's MAC (inventory variable) before the first contact, then wait "
+        "its boot time"))
     options: dict = Field(default_factory=dict, validate_default=True, description=(
         "Further arguments of the inline action (depot.software.package or depot.software.script), or "
         "overrides of the policy's options"))
@@ -106,6 +121,11 @@ class StepUpdate(InModel):
     machine_contact_timeout: int | None = None
     fail_deployment_if_unsuccessful: bool | None = None
     only_run_further_steps_if_successful: bool | None = None
+    retry_count: int | None = None
+    retry_interval: int | None = None
+    retry_after_reboot: bool | None = None
+    network_condition: Literal["any", "lan_only"] | None = None
+    wake_on_lan: WakeOptions | None = None
     options: dict | None = None
     position: int | None = Field(default=None, ge=1)
 
@@ -124,6 +144,11 @@ class StepRead(ReadModel):
     machine_contact_timeout: int
     fail_deployment_if_unsuccessful: bool
     only_run_further_steps_if_successful: bool
+    retry_count: int
+    retry_interval: int
+    retry_after_reboot: bool
+    network_condition: str
+    wake_on_lan: dict | None
     options: dict
 
 
@@ -156,26 +181,16 @@ class ScheduleRead(ReadModel):
     next_run_at: dt.datetime | None = Field(description="When it is next due, as of the last save or tick")
 
 
-class WindowFields(InModel):
-    """A maintenance window or exclusion period: one_off (start and end, with a UTC offset) or
-    recurring (rrule + timezone + start as a local wall time, open for duration_seconds at each occurrence)."""
-
-    kind: Literal["one_off", "recurring"]
-    start: dt.datetime = Field(description="one_off: the opening (with offset); recurring: DTSTART, local wall time")
-    end: dt.datetime | None = Field(default=None, description="one_off only: the closing (with offset)")
-    rrule: str | None = Field(default=None, description="recurring only")
-    timezone: str | None = Field(default=None, description="recurring only: IANA zone")
-    duration_seconds: int | None = Field(default=None, description="recurring only: how long each opening lasts")
+Ring = Annotated[str, Field(pattern=r"^([1-9][0-9]{0,6}|([1-9][0-9]?|100)%)$", description=(
+    "A number of hosts (5) or a share of them (10%)"))]
 
 
-class WindowRead(ReadModel):
-    id: int
-    kind: Literal["one_off", "recurring"]
-    start: dt.datetime
-    end: dt.datetime | None
-    rrule: str | None
-    timezone: str | None
-    duration_seconds: int | None
+class FailureBudget(InModel):
+    """Pause the deployment when too many of the hosts finished so far failed."""
+
+    max_failure_percent: int = Field(ge=0, le=100, description=(
+        "Pause when more than this share of finished host results failed (failed, unreachable, unknown)"))
+    min_sample: int = Field(default=5, ge=1, description="Finished host results needed before the budget applies")
 
 
 class DeploymentCreate(InModel):
@@ -190,6 +205,10 @@ class DeploymentCreate(InModel):
         "Maintenance windows: a scheduled start waits for one to be open (none: always open)"))
     exclusions: list[WindowFields] = Field(default_factory=list, description=(
         "Exclusion periods (freeze days): closed while one is active, whatever the windows say"))
+    failure_budget: FailureBudget | None = Field(default=None, description="Default: none, never pauses itself")
+    rings: list[Ring] = Field(default_factory=list, max_length=20, description=(
+        "Roll out in rings: the first N hosts or N% of them, then the next, ..., then the rest; each ring starts "
+        "once the earlier ones finished with the failure budget held"))
 
 
 class DeploymentUpdate(InModel):
@@ -203,6 +222,8 @@ class DeploymentUpdate(InModel):
     schedule: ScheduleFields | None = Field(default=None, description="null removes the schedule")
     windows: list[WindowFields] | None = Field(default=None, description="Replaces every window")
     exclusions: list[WindowFields] | None = Field(default=None, description="Replaces every exclusion")
+    failure_budget: FailureBudget | None = Field(default=None, description="null removes it")
+    rings: list[Ring] | None = Field(default=None, max_length=20)
 
 
 class DeploymentRead(ReadModel):
@@ -221,6 +242,9 @@ class DeploymentRead(ReadModel):
     schedule: ScheduleRead | None
     windows: list[WindowRead]
     exclusions: list[WindowRead]
+    failure_budget: FailureBudget | None
+    rings: list[str]
+    pause_reason: str | None
 
 
 class StartResult(ReadModel):
@@ -243,6 +267,8 @@ class HostReport(ReadModel):
     outcome: str | None
     attempts: list
     contact_attempts: int
+    retries_done: int
+    ring: int
     run_id: int | None
     started_at: dt.datetime | None
     finished_at: dt.datetime | None

@@ -12,11 +12,12 @@ from sqlalchemy.orm import Session, selectinload
 
 from depot import modulespec
 from depot.database.core import utcnow
-from depot.deployments.models import Deployment, HostResult, MaintenanceWindow, Run, Step
+from depot.deployments.models import Deployment, HostResult, Run, Step
 from depot.deployments.schemas import (
-    DeploymentCreate, DeploymentUpdate, HostReport, OccurrenceRead, ScheduleFields, SchedulePreview, StepCreate,
-    StepFields, StepUpdate, WindowFields,
+    DeploymentCreate, DeploymentUpdate, FailureBudget, HostReport, OccurrenceRead, ScheduleFields, SchedulePreview, StepCreate,
+    StepFields, StepUpdate,
 )
+from depot.execution.wakeup import WakeOptions, parse_mac
 from depot.errors import Conflict, Invalid, NotFound, not_found
 from depot.orchestration import lifecycle
 from depot.orchestration.service import set_deployment_state
@@ -24,8 +25,9 @@ from depot.orchestration.states import DeploymentState, HostStatus
 from depot.packages.models import Package
 from depot.policies import schemas as policy_schemas
 from depot.policies.models import Policy
+from depot.scheduling import service as windows_service
 from depot.scheduling import (
-    MisfirePolicy, OneOffWindow, RecurringWindow, Schedule, SchedulingError, Window, WindowSet, next_occurrence,
+    MisfirePolicy, Schedule, SchedulingError, WindowSet, check_window_fits, next_occurrence,
     preview as preview_occurrences,
 )
 from depot.schemas import validate_merged
@@ -108,8 +110,9 @@ def _default_name(session: Session, data: StepFields) -> str:
 
 
 def _apply_step(session: Session, step: Step, data: StepFields) -> None:
-    for field in STEP_FIELDS:
-        setattr(step, field, getattr(data, field))
+    for name in STEP_FIELDS:
+        setattr(step, name, getattr(data, name))
+    step.wake_on_lan = data.wake_on_lan.model_dump(mode="json") if data.wake_on_lan else None
     step.name = _default_name(session, data)
 
 
@@ -137,69 +140,17 @@ def _replace_steps(session: Session, deployment: Deployment, steps: Sequence[Ste
 
 # --- schedule and maintenance windows (DESIGN.md §3.4; the arithmetic is depot.scheduling) ----------
 
-# The names the API gives the inputs that depot.scheduling reports by its own names.
-_FIELD_NAMES = {"grace": "grace_seconds", "duration": "duration_seconds"}
-
-
-def _loc(loc: Loc, error: SchedulingError) -> Loc:
-    return loc + [_FIELD_NAMES.get(error.field, error.field)]
-
-
 def parse_schedule(data: ScheduleFields, loc: Loc) -> tuple[Schedule, MisfirePolicy]:
     """The schedule and misfire rule of a request; :class:`Invalid` naming the field under ``loc``."""
     try:
-        return (Schedule(data.rrule, data.timezone, data.start),
-                MisfirePolicy(data.misfire, data.grace_seconds if data.misfire == "run_late" else 0))
+        schedule = Schedule(data.rrule, data.timezone, data.start)
+        policy = MisfirePolicy(data.misfire, data.grace_seconds if data.misfire == "run_late" else 0)
     except SchedulingError as e:
-        raise Invalid([(_loc(loc, e), e.message)]) from None
-
-
-def _parse_window(data: WindowFields, loc: Loc) -> Window:
-    given = {f for f in ("end", "rrule", "timezone", "duration_seconds") if getattr(data, f) is not None}
-    if data.kind == "one_off":
-        required, allowed = {"end"}, {"end"}
-    else:
-        required = allowed = {"rrule", "timezone", "duration_seconds"}
-    errors = [(loc + [f], f"required for a {data.kind} window") for f in sorted(required - given)]
-    errors += [(loc + [f], f"goes only with a {'recurring' if f != 'end' else 'one_off'} window")
-               for f in sorted(given - allowed)]
-    if errors:
-        raise Invalid(errors)
-    try:
-        if data.kind == "one_off":
-            return OneOffWindow(data.start, data.end)
-        return RecurringWindow(Schedule(data.rrule, data.timezone, data.start), data.duration_seconds)
-    except SchedulingError as e:
-        raise Invalid([(_loc(loc, e), e.message)]) from None
-
-
-def parse_windows(windows: Sequence[WindowFields], exclusions: Sequence[WindowFields], loc: Loc) -> WindowSet:
-    """The window set of a request; :class:`Invalid` naming every field at fault."""
-    errors: list[tuple[Loc, str]] = []
-    parsed: dict[str, list[Window]] = {"windows": [], "exclusions": []}
-    for name, items in (("windows", windows), ("exclusions", exclusions)):
-        for index, item in enumerate(items):
-            try:
-                parsed[name].append(_parse_window(item, loc + [name, index]))
-            except Invalid as e:
-                errors += e.errors
-    if errors:
-        raise Invalid(errors)
-    return WindowSet(parsed["windows"], parsed["exclusions"])
-
-
-def _window_row(window: Window, is_exclusion: bool) -> MaintenanceWindow:
-    if isinstance(window, OneOffWindow):
-        return MaintenanceWindow(kind="one_off", is_exclusion=is_exclusion, start_at=window.start, end_at=window.end)
-    return MaintenanceWindow(kind="recurring", is_exclusion=is_exclusion, rrule=window.schedule.rrule,
-                             timezone=window.schedule.timezone, local_start=window.schedule.start,
-                             duration_seconds=int(window.duration.total_seconds()))
-
-
-def _window_of(row: MaintenanceWindow) -> Window:
-    if row.kind == "one_off":
-        return OneOffWindow(row.start_at, row.end_at)
-    return RecurringWindow(Schedule(row.rrule, row.timezone, row.local_start), row.duration_seconds)
+        raise Invalid([(windows_service.field_loc(loc, e), e.message)]) from None
+    if next_occurrence(schedule, utcnow()) is None:
+        raise Invalid([(loc + ["start"], "the schedule has no occurrence after now: it would never start the "
+                        "deployment (start it now instead, or give a later start)")])
+    return schedule, policy
 
 
 def schedule_of(deployment: Deployment) -> tuple[Schedule, MisfirePolicy] | None:
@@ -208,11 +159,6 @@ def schedule_of(deployment: Deployment) -> tuple[Schedule, MisfirePolicy] | None
         return None
     return (Schedule(deployment.schedule_rrule, deployment.schedule_timezone, deployment.schedule_start),
             MisfirePolicy(deployment.schedule_misfire, deployment.schedule_grace_seconds or 0))
-
-
-def windows_of(deployment: Deployment) -> WindowSet:
-    """The stored windows and exclusions (no windows: always open, except during exclusions)."""
-    return WindowSet([_window_of(w) for w in deployment.windows], [_window_of(w) for w in deployment.exclusions])
 
 
 def _set_schedule(deployment: Deployment, data: ScheduleFields | None) -> None:
@@ -231,15 +177,6 @@ def _set_schedule(deployment: Deployment, data: ScheduleFields | None) -> None:
     deployment.schedule_next_run_at = next_occurrence(schedule, now)
 
 
-def _replace_windows(deployment: Deployment, windows: WindowSet, which: Sequence[str]) -> None:
-    """Replace the stored windows and/or exclusions (``which``) by those of ``windows``."""
-    keep = [w for w in deployment.maintenance_windows
-            if ("exclusions" if w.is_exclusion else "windows") not in which]
-    new = ([_window_row(w, False) for w in windows.windows] if "windows" in which else []) + \
-          ([_window_row(w, True) for w in windows.exclusions] if "exclusions" in which else [])
-    deployment.maintenance_windows = keep + new
-
-
 def preview(schedule: Schedule, windows: WindowSet, count: int, after=None) -> SchedulePreview:
     """The next ``count`` occurrences after ``after`` (default now), with their local time, DST
     adjustment, and whether the windows are open then."""
@@ -256,18 +193,41 @@ def deployment_preview(deployment: Deployment, count: int, after=None) -> Schedu
     stored = schedule_of(deployment)
     if stored is None:
         raise NotFound(f"deployment {deployment.id} has no schedule")
-    return preview(stored[0], windows_of(deployment), count, after)
+    return preview(stored[0], windows_service.windows_of(deployment), count, after)
+
+
+def _set_budget(deployment: Deployment, budget: FailureBudget | None) -> None:
+    deployment.failure_budget_percent = budget.max_failure_percent if budget else None
+    deployment.failure_budget_min_sample = budget.min_sample if budget else 5
+
+
+def _check_window_lengths(windows: WindowSet, steps: Sequence[StepFields | Step], loc: Loc) -> None:
+    """Every window must be long enough for the longest step to start in it."""
+    if not steps:
+        return
+    step = max(steps, key=lambda s: s.execution_timeout)
+    errors = []
+    for index, window in enumerate(windows.windows):
+        try:
+            check_window_fits(window, step.execution_timeout)
+        except SchedulingError as e:
+            errors.append((windows_service.field_loc(loc + ["windows", index], e),
+                           f"{e.message} (step {step.name or steps.index(step) + 1!s})"))
+    if errors:
+        raise Invalid(errors)
 
 
 def create(session: Session, data: DeploymentCreate) -> Deployment:
     _check_steps(session, data.steps, ["body", "steps"])
     if data.schedule is not None:
         parse_schedule(data.schedule, ["body", "schedule"])
-    windows = parse_windows(data.windows, data.exclusions, ["body"])
+    windows = windows_service.parse_windows(data.windows, data.exclusions, ["body"])
+    _check_window_lengths(windows, data.steps, ["body"])
     deployment = Deployment(name=data.name, pipelined=data.pipelined, max_concurrent_hosts=data.max_concurrent_hosts,
-                            state=D.DRAFT)
+                            rings=list(data.rings), state=D.DRAFT)
+    _set_budget(deployment, data.failure_budget)
     _set_schedule(deployment, data.schedule)
-    _replace_windows(deployment, windows, ("windows", "exclusions"))
+    windows_service.replace_windows(deployment, windows, ("windows", "exclusions"))
     session.add(deployment)
     session.flush()
     _replace_steps(session, deployment, data.steps)
@@ -277,8 +237,8 @@ def create(session: Session, data: DeploymentCreate) -> Deployment:
 def update(session: Session, deployment: Deployment, data: DeploymentUpdate, actor: str) -> Deployment:
     _begin_edit(session, deployment, actor)
     scheduling = ("schedule", "windows", "exclusions")
-    changes = data.model_dump(exclude_unset=True, exclude={"steps", *scheduling})
-    nulls = [field for field in ("name", "pipelined", "windows", "exclusions")
+    changes = data.model_dump(exclude_unset=True, exclude={"steps", "failure_budget", *scheduling})
+    nulls = [field for field in ("name", "pipelined", "windows", "exclusions", "rings")
              if field in data.model_fields_set and getattr(data, field) is None]
     if nulls:
         raise Invalid([(["body", field], f"{field} cannot be null") for field in nulls])
@@ -286,14 +246,18 @@ def update(session: Session, deployment: Deployment, data: DeploymentUpdate, act
         _check_steps(session, data.steps, ["body", "steps"])
     if data.schedule is not None:
         parse_schedule(data.schedule, ["body", "schedule"])
-    windows = parse_windows(data.windows or [], data.exclusions or [], ["body"])
+    windows = windows_service.parse_windows(data.windows or [], data.exclusions or [], ["body"])
+    if data.windows is not None:
+        _check_window_lengths(windows, data.steps if data.steps is not None else deployment.steps, ["body"])
     for field, value in changes.items():
         setattr(deployment, field, value)
+    if "failure_budget" in data.model_fields_set:
+        _set_budget(deployment, data.failure_budget)
     if "schedule" in data.model_fields_set:
         _set_schedule(deployment, data.schedule)
     which = [field for field in ("windows", "exclusions") if field in data.model_fields_set]
     if which:
-        _replace_windows(deployment, windows, which)
+        windows_service.replace_windows(deployment, windows, which)
     if data.steps is not None:
         _replace_steps(session, deployment, data.steps)
     session.flush()
@@ -348,23 +312,17 @@ def delete_step(session: Session, deployment: Deployment, step: Step, actor: str
 
 # --- actions -------------------------------------------------------------------------------------
 
-def step_hosts(session: Session, step: Step, cache: dict | None = None) -> list[str]:
-    """The hosts a step runs on now: its targets' hosts, in order, each once."""
-    hosts: dict[str, None] = {}
-    for target_id in step.target_ids:
-        target = session.get(Target, target_id)
-        if target is None:
-            raise targets.InventoryError(f"target {target_id} does not exist")
-        hosts.update(dict.fromkeys(targets.resolve(target, cache)))
-    return list(hosts)
+# The hosts of one step, in order, each with the targets it came from.
+StepHosts = dict[str, list[Target]]
 
 
-def readiness(session: Session, deployment: Deployment) -> tuple[list[tuple[Loc, str]], dict[int, list[str]]]:
+def readiness(session: Session, deployment: Deployment, cache: dict[str, dict] | None = None
+              ) -> tuple[list[tuple[Loc, str]], dict[int, StepHosts]]:
     """What keeps the deployment from running (each problem naming its step and field), and the
-    hosts of each step (by step id)."""
+    hosts of each step (by step id). ``cache`` holds the inventories read (each source is read once)."""
     errors: list[tuple[Loc, str]] = []
-    hosts: dict[int, list[str]] = {}
-    cache: dict[str, dict] = {}
+    hosts: dict[int, StepHosts] = {}
+    cache = {} if cache is None else cache
     if not deployment.steps:
         errors.append((["steps"], "a deployment needs at least one step"))
     for index, step in enumerate(deployment.steps):
@@ -377,7 +335,7 @@ def readiness(session: Session, deployment: Deployment) -> tuple[list[tuple[Loc,
         if not step.target_ids:
             errors.append((loc + ["target_ids"], f"{label}: has no targets"))
             continue
-        found: dict[str, None] = {}
+        found: StepHosts = {}
         connections: dict[int, int | None] = {}   # target id -> its connection credential
         broken = False
         for target_index, target_id in enumerate(step.target_ids):
@@ -386,18 +344,49 @@ def readiness(session: Session, deployment: Deployment) -> tuple[list[tuple[Loc,
                 if target is None:
                     raise targets.InventoryError("does not exist")
                 connections[target.id] = target.credential_id
-                found.update(dict.fromkeys(targets.resolve(target, cache)))
+                for host in targets.resolve(target, cache):
+                    found.setdefault(host, []).append(target)
             except targets.InventoryError as e:
                 broken = True
                 errors.append((loc + ["target_ids", target_index], f"{label}: target {target_id}: {e}"))
+                continue
+            try:
+                check_window_fits(windows_service.windows_of(target), step.execution_timeout)
+            except SchedulingError as e:
+                errors.append((loc + ["target_ids", target_index], f"{label}: target {target.id} "
+                               f"({target.name}): {e.message}"))
         if not found and not broken:
             errors.append((loc + ["target_ids"], f"{label}: its targets resolve to no hosts"))
         if len(set(connections.values())) > 1:   # one run connects as one identity
             which = ", ".join(f"target {t}: {f'credential {c}' if c else 'no credential'}" for t, c in connections.items())
             errors.append((loc + ["target_ids"], f"{label}: its targets connect with different credentials ({which}); "
                            "give them the same credential or split the step"))
-        hosts[step.id] = list(found)
+        try:
+            check_window_fits(windows_service.windows_of(deployment), step.execution_timeout)
+        except SchedulingError as e:
+            errors.append((loc + ["execution_timeout"], f"{label}: {e.message}"))
+        hosts[step.id] = found
+    if not errors:
+        errors += _mac_errors(deployment, hosts, cache)
     return errors, hosts
+
+
+def _mac_errors(deployment: Deployment, hosts: dict[int, StepHosts], cache: dict) -> list[tuple[Loc, str]]:
+    """A Wake-on-LAN step's hosts must not carry a MAC variable that is not a MAC."""
+    errors = []
+    for index, step in enumerate(deployment.steps):
+        if not step.wake_on_lan:
+            continue
+        var = WakeOptions.model_validate(step.wake_on_lan).mac_var
+        for host, via in hosts[step.id].items():
+            value = targets.host_vars(via[0], host, cache).get(var)
+            if value is None:
+                continue
+            try:
+                parse_mac(str(value))
+            except ValueError as e:
+                errors.append((["steps", index, "wake_on_lan"], f"step {step.position}: host {host}: {var}: {e}"))
+    return errors
 
 
 def ready(session: Session, deployment: Deployment, actor: str) -> Deployment:
@@ -411,19 +400,57 @@ def ready(session: Session, deployment: Deployment, actor: str) -> Deployment:
     return deployment
 
 
+def ring_sizes(rings: Sequence[str], total: int) -> list[int]:
+    """How many hosts each ring takes ("5" hosts, "10%" of them rounded up, at least 1); the
+    rest go in a last ring."""
+    sizes = []
+    left = total
+    for ring in rings:
+        size = -(-total * int(ring[:-1]) // 100) if ring.endswith("%") else int(ring)
+        size = min(max(size, 1), left)
+        if size:
+            sizes.append(size)
+        left -= size
+    if left:
+        sizes.append(left)
+    return sizes
+
+
+def _rings(deployment: Deployment, hosts: dict[int, StepHosts]) -> dict[str, int]:
+    """Each host's ring: hosts in order of first appearance over the steps."""
+    order = list(dict.fromkeys(h for step in deployment.steps for h in hosts[step.id]))
+    ring_of: dict[str, int] = {}
+    index = 0
+    for ring, size in enumerate(ring_sizes(deployment.rings or [], len(order))):
+        for host in order[index:index + size]:
+            ring_of[host] = ring
+        index += size
+    return ring_of
+
+
 def start(session: Session, deployment: Deployment, actor: str) -> int:
-    """Ready → active: one host result per (step, host), status ready, all in this transaction.
-    Returns how many were created."""
+    """Ready → active: one host result per (step, host), status ready, all in this transaction,
+    each with the targets it came from, its ring, and its inventory address and MAC. Returns how
+    many were created."""
     if deployment.state is not D.READY:
         hint = "; a draft never runs: make it ready first" if deployment.state is D.DRAFT else ""
         raise Conflict(f"deployment {deployment.id} is {deployment.state.value}: only a ready deployment "
                        f"starts{hint}")
-    errors, hosts = readiness(session, deployment)
+    cache: dict[str, dict] = {}
+    errors, hosts = readiness(session, deployment, cache)
     if errors:
         raise Invalid(errors)
-    rows = [dict(deployment_id=deployment.id, step_id=step.id, position=step.position, host=host,
-                 status=HostStatus.READY)
-            for step in deployment.steps for host in hosts[step.id]]
+    ring_of = _rings(deployment, hosts)
+    rows = []
+    for step in deployment.steps:
+        mac_var = WakeOptions.model_validate(step.wake_on_lan).mac_var if step.wake_on_lan else None
+        for host, via in hosts[step.id].items():
+            variables = targets.host_vars(via[0], host, cache)
+            mac = variables.get(mac_var) if mac_var else None
+            rows.append(dict(deployment_id=deployment.id, step_id=step.id, position=step.position, host=host,
+                             status=HostStatus.READY, targets=[t.id for t in via], ring=ring_of[host],
+                             address=str(variables.get("ansible_host") or host)[:255],
+                             mac=parse_mac(str(mac)) if mac is not None else None))
     session.execute(insert(HostResult), rows)
     deployment.cancel_requested = False
     set_deployment_state(session, deployment, D.ACTIVE, cause="started", actor=actor)
@@ -434,15 +461,36 @@ def start(session: Session, deployment: Deployment, actor: str) -> int:
 def cancel(session: Session, deployment: Deployment, actor: str) -> Deployment:
     """Hosts not yet running become cancelled now; running ones finish their current step (the
     worker completes the deployment when none is left). With none running, it completes now."""
-    if deployment.state is not D.ACTIVE:
-        raise Conflict(f"deployment {deployment.id} is {deployment.state.value}: only an active deployment "
-                       "can be cancelled")
+    if deployment.state not in (D.ACTIVE, D.PAUSED):
+        raise Conflict(f"deployment {deployment.id} is {deployment.state.value}: only an active or paused "
+                       "deployment can be cancelled")
     deployment.cancel_requested = True
     # The same rules the worker applies: waiting hosts are cancelled, and with none running the
     # deployment completes now.
     lifecycle.cascade(session, deployment, actor, reason=f"deployment cancelled by {actor}")
     session.flush()
     lifecycle.complete_if_done(session, deployment, actor)
+    session.flush()
+    return deployment
+
+
+def pause(session: Session, deployment: Deployment, actor: str) -> Deployment:
+    """Active → paused: no host starts a step until it is resumed; running ones finish theirs."""
+    if deployment.state is not D.ACTIVE:
+        raise Conflict(f"deployment {deployment.id} is {deployment.state.value}: only an active deployment "
+                       "can be paused")
+    lifecycle.pause(session, deployment, f"paused by {actor}", actor)
+    session.flush()
+    return deployment
+
+
+def resume(session: Session, deployment: Deployment, actor: str) -> Deployment:
+    """Paused → active. The failures so far are acknowledged: the failure budget pauses it again
+    only on new ones."""
+    if deployment.state is not D.PAUSED:
+        raise Conflict(f"deployment {deployment.id} is {deployment.state.value}: only a paused deployment "
+                       "can be resumed")
+    lifecycle.resume(session, deployment, actor)
     session.flush()
     return deployment
 

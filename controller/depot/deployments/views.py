@@ -21,6 +21,7 @@ from depot.deployments.schemas import (
 )
 from depot.errors import NotFound
 from depot.orchestration.states import DeploymentState, HostStatus
+from depot.scheduling import service as windows_service
 from depot.scheduling.rules import MAX_PREVIEW
 from depot.schemas import Page, paginate
 
@@ -118,6 +119,18 @@ def cancel_deployment(session: DbSession, actor: Actor, deployment_id: int):
     return _read(service.cancel(session, service.get(session, deployment_id, for_update=True), actor))
 
 
+@router.post("/{deployment_id}/pause", response_model=DeploymentRead,
+             summary="Active → paused: no host starts a step; running ones finish theirs")
+def pause_deployment(session: DbSession, actor: Actor, deployment_id: int):
+    return _read(service.pause(session, service.get(session, deployment_id, for_update=True), actor))
+
+
+@router.post("/{deployment_id}/resume", response_model=DeploymentRead, summary=(
+    "Paused → active (the failures so far are acknowledged: the failure budget pauses it again only on new ones)"))
+def resume_deployment(session: DbSession, actor: Actor, deployment_id: int):
+    return _read(service.resume(session, service.get(session, deployment_id, for_update=True), actor))
+
+
 @router.post("/{deployment_id}/archive", response_model=DeploymentRead)
 def archive_deployment(session: DbSession, actor: Actor, deployment_id: int):
     return _read(service.archive(session, service.get(session, deployment_id, for_update=True), actor))
@@ -139,7 +152,7 @@ def preview_deployment_schedule(session: DbSession, deployment_id: int,
                        summary="Preview an unsaved schedule (and windows): its next occurrences")
 def preview_schedule(body: SchedulePreviewRequest):
     schedule, _ = service.parse_schedule(body.schedule, ["body", "schedule"])
-    windows = service.parse_windows(body.windows, body.exclusions, ["body"])
+    windows = windows_service.parse_windows(body.windows, body.exclusions, ["body"])
     return service.preview(schedule, windows, body.count, body.after)
 
 

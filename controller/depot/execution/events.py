@@ -29,6 +29,7 @@ OUTCOME_STATUS = {
     "invalid": HostStatus.FAILED,
     "unreachable": HostStatus.UNREACHABLE,
     "no_user_session": HostStatus.DEFERRED,
+    "awaiting_reboot": HostStatus.DEFERRED,  # retry after reboot: the boot id has not changed yet
 }
 
 
@@ -42,6 +43,7 @@ class StepResult:
     rc: int | None = None
     reason: str | None = None
     attempts: list = field(default_factory=list)
+    boot_id: str | None = None
 
 
 def _host(event: dict) -> str | None:
@@ -76,7 +78,9 @@ def step_result(event: dict) -> StepResult | None:
     if kind == "runner_on_failed" and status in (HostStatus.SUCCESS, HostStatus.SUCCESS_REBOOT_PENDING):
         status = HostStatus.UNKNOWN  # a failed task that claims success is a contradiction: a bug
     attempts = [{k: a.get(k) for k in ("rc", "class", "status", "duration")} for a in res.get("attempts") or []]
-    return StepResult(host, status, outcome=outcome, rc=_rc(res), reason=_msg(res), attempts=attempts)
+    boot_id = res.get("boot_id")
+    return StepResult(host, status, outcome=outcome, rc=_rc(res), reason=_msg(res), attempts=attempts,
+                      boot_id=str(boot_id)[:100] if boot_id else None)
 
 
 def _rc(res: dict) -> int | None:

@@ -91,7 +91,12 @@ def package_args(package: Package, keys: Keys, public_url: str, ttl: int) -> dic
     return args
 
 
-def plan_step(session: Session, step: Step, keys: Keys, public_url: str, ttl: int = 3600) -> StepPlan:
+def plan_step(session: Session, step: Step, keys: Keys, public_url: str, ttl: int = 3600,
+              options: dict | None = None) -> StepPlan:
+    """The step's entry; ``options`` are the batch's own (depot.execution.claims): the latest time a
+    host may reboot itself (``reboot_not_after``: the end of its open maintenance window), and
+    ``unless_boot_id`` for a retry that waits for a reboot."""
+    options = options or {}
     plan = StepPlan(entry={})
     args: dict = {}
     policy = session.get(Policy, step.policy_id) if step.policy_id else None
@@ -131,7 +136,11 @@ def plan_step(session: Session, step: Step, keys: Keys, public_url: str, ttl: in
     # Reboot within the step and resume (as MECM does) unless the step says otherwise.
     args.setdefault("reboot_timing", "immediate")
     args.update(step.options or {})
+    if options.get("reboot_not_after"):
+        args["reboot_not_after"] = options["reboot_not_after"]
     plan.entry = dict(id=step.id, name=step.name, action=action, args=args)
+    if options.get("unless_boot_id"):
+        plan.entry["unless_boot_id"] = options["unless_boot_id"]
     credential = step_credential(session, step)
     if credential is not None:
         plan.connection, secrets, plan.ssh_key = connection_vars(credential, keys)

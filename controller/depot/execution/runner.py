@@ -80,6 +80,25 @@ class EventSink:
             run.events = self.events
 
 
+def _retry(session: Session, row: HostResult, step: Step, result: StepResult, now: dt.datetime, actor: str,
+           fields: dict) -> bool:
+    """A failed host with retries left is deferred for the step's controller-level retry: after its
+    interval, or once its boot id changes (checked every interval). Returns whether it was."""
+    if result.status is not H.FAILED or row.retries_done >= step.retry_count:
+        return False
+    retry_at = now + dt.timedelta(seconds=step.retry_interval)
+    done = row.retries_done + 1
+    why = f"failed ({result.outcome}, rc {result.rc}); retry {done} of {step.retry_count}"
+    boot_id = result.boot_id or row.boot_id
+    if step.retry_after_reboot and boot_id:
+        reason, wait = f"{why} once the host has rebooted (boot id {boot_id[:12]}…)", boot_id
+    else:
+        reason, wait = f"{why} at {retry_at:%Y-%m-%d %H:%M:%S} UTC", None
+    set_host_status(session, [row], H.DEFERRED, cause="failed; controller retry", actor=actor,
+                    **dict(fields, reason=reason, next_attempt_at=retry_at, retries_done=done, wait_boot_id=wait))
+    return True
+
+
 def apply_results(session: Session, run_id: int, results: list[StepResult], logs: dict[str, str], actor: str,
                   now: dt.datetime | None = None) -> None:
     now = now or utcnow()
@@ -92,7 +111,7 @@ def apply_results(session: Session, run_id: int, results: list[StepResult], logs
             continue  # a second result for the same host (e.g. unreachable after the step): first one wins
         step = steps.get(row.step_id) or steps.setdefault(row.step_id, session.get(Step, row.step_id))
         fields = dict(rc=result.rc, outcome=result.outcome, attempts=result.attempts, log_tail=logs.get(row.host),
-                      reason=result.reason)
+                      reason=result.reason, boot_id=result.boot_id or row.boot_id)
         status = result.status
         if status is H.UNREACHABLE:
             waited = (now - row.first_contact_at).total_seconds() if row.first_contact_at else 0
@@ -106,8 +125,14 @@ def apply_results(session: Session, run_id: int, results: list[StepResult], logs
                 continue
             fields["reason"] = f"no contact within the machine contact timeout ({timeout}s): {result.reason}"
             fields["contact_attempts"] = row.contact_attempts + 1
+        if _retry(session, row, step, result, now, actor, fields):
+            continue
         if status is H.DEFERRED:
-            fields["next_attempt_at"] = now + dt.timedelta(seconds=CONTACT_RETRY_SECONDS)
+            # awaiting_reboot keeps waiting for the same boot id, polled at the retry interval.
+            wait = step.retry_interval if result.outcome == "awaiting_reboot" else CONTACT_RETRY_SECONDS
+            fields["next_attempt_at"] = now + dt.timedelta(seconds=wait)
+        elif row.wait_boot_id:
+            fields["wait_boot_id"] = None
         set_host_status(session, [row], status, cause=f"step outcome {result.outcome}", actor=actor, **fields)
 
 
@@ -129,7 +154,7 @@ def run_batch(factory: sessionmaker[Session], settings: Settings, keys: Keys, ru
         step = session.get(Step, run.step_id)
         hosts = list(run.hosts)
         try:
-            plan = plan_step(session, step, keys, settings.public_url, settings.content_url_ttl)
+            plan = plan_step(session, step, keys, settings.public_url, settings.content_url_ttl, run.options)
             inventories = _inventories(session, step)
             if not inventories:
                 raise PlanError(f"step {step.position} has no targets with an inventory")

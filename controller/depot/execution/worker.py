@@ -19,6 +19,7 @@ from depot.config import Settings
 from depot.database.core import transaction, utcnow
 from depot.deployments.models import Deployment, HostResult, Run
 from depot.orchestration import lifecycle
+from depot.execution import wakeup
 from depot.execution.claims import claim
 from depot.execution.runner import run_batch
 from depot.security import Keys
@@ -53,14 +54,23 @@ class Worker:
         capacity = self.settings.worker_forks - busy
         started = []
         with transaction(self.factory) as session:
-            for batch in claim(session, self.name, capacity, now, self.settings.lease_seconds, self.postgres):
+            claimed = claim(session, self.name, capacity, now, self.settings.lease_seconds, self.postgres,
+                            self.settings.lan_networks)
+            for batch in claimed.batches:
                 run = Run(deployment_id=batch.deployment_id, step_id=batch.step_id, worker=self.name,
-                          hosts=[r.host for r in batch.rows])
+                          hosts=[r.host for r in batch.rows], options=batch.options)
                 session.add(run)
                 session.flush()
                 for row in batch.rows:
                     row.run_id = run.id
                 started.append((run.id, len(batch.rows)))
+        for wake in claimed.wakes:
+            try:
+                wakeup.send(wake.mac, str(wake.options.broadcast), wake.options.port)
+                log.info("Wake-on-LAN sent to %s (%s) via %s:%s", wake.host, wake.mac, wake.options.broadcast,
+                         wake.options.port)
+            except OSError as e:
+                log.warning("Wake-on-LAN to %s (%s) failed: %s", wake.host, wake.mac, e)
         for run_id, hosts in started:
             thread = threading.Thread(target=self._run, args=(run_id,), name=f"depot-run-{run_id}", daemon=True)
             with self.lock:

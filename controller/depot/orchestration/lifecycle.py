@@ -1,7 +1,8 @@
 """What follows from host results, for every deployment alike: a lost lease makes a host
 Inconclusive (and once, re-verified), an unsuccessful step cancels that host's later steps when
-the step says so, an unreachable host is tried again until its contact timeout, and a
-deployment completes with its outcome when no host has anything left to do.
+the step says so, an unreachable host is tried again until its contact timeout, a deployment
+whose failures exceed its failure budget pauses itself, and a deployment completes with its
+outcome when no host has anything left to do.
 
 All state changes go through depot.orchestration.service.
 """
@@ -14,16 +15,22 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from depot.deployments.models import Deployment, HostResult, Step
+from depot.notifications import service as notifications
 from depot.orchestration.models import Transition
 from depot.orchestration.service import set_deployment_state, set_host_status
 from depot.orchestration.states import (
-    SUCCESSFUL_HOST_STATUSES, DeploymentOutcome, DeploymentState, HostStatus,
+    SUCCESSFUL_HOST_STATUSES, TERMINAL_HOST_STATUSES, DeploymentOutcome, DeploymentState, HostStatus,
 )
 
 H = HostStatus
 # A host with a row in one of these still has work in the deployment.
 PENDING = (H.READY, H.ACTIVE, H.DEFERRED)
 NOT_SUCCESSFUL = (H.FAILED, H.UNREACHABLE, H.UNKNOWN, H.INCONCLUSIVE, H.CANCELLED)
+# What the failure budget counts: finished host results, and those of them that failed.
+FINISHED = tuple(TERMINAL_HOST_STATUSES - {H.CANCELLED})
+FAILURES = (H.FAILED, H.UNREACHABLE, H.UNKNOWN)
+OUTCOME_EVENTS = {DeploymentOutcome.SUCCESS: "deployment.succeeded", DeploymentOutcome.FAILED: "deployment.failed",
+                  DeploymentOutcome.CANCELLED: "deployment.cancelled"}
 
 
 def mark_inconclusive(session: Session, rows: list[HostResult], *, cause: str, actor: str) -> None:
@@ -107,18 +114,56 @@ def complete_if_done(session: Session, deployment: Deployment, actor: str) -> bo
         outcome = DeploymentOutcome.FAILED if failed else DeploymentOutcome.SUCCESS
         cause = "every host is done"
     set_deployment_state(session, deployment, DeploymentState.COMPLETED, cause=cause, actor=actor, outcome=outcome)
+    notifications.emit(session, deployment, "deployment.completed")
+    notifications.emit(session, deployment, OUTCOME_EVENTS[outcome])
+    return True
+
+
+def failure_counts(session: Session, deployment: Deployment) -> tuple[int, int]:
+    """(finished, failed) host results of the deployment: what the failure budget looks at."""
+    counts = dict(session.execute(select(HostResult.status, func.count()).where(
+        HostResult.deployment_id == deployment.id, HostResult.status.in_(FINISHED)).group_by(HostResult.status)).all())
+    return sum(counts.values()), sum(counts.get(s, 0) for s in FAILURES)
+
+
+def pause(session: Session, deployment: Deployment, reason: str, actor: str) -> None:
+    set_deployment_state(session, deployment, DeploymentState.PAUSED, cause=reason, actor=actor)
+    deployment.pause_reason = reason
+    notifications.emit(session, deployment, "deployment.paused", {"reason": reason})
+
+
+def resume(session: Session, deployment: Deployment, actor: str) -> None:
+    set_deployment_state(session, deployment, DeploymentState.ACTIVE, cause="resumed", actor=actor)
+    deployment.budget_acknowledged = failure_counts(session, deployment)[1]
+    deployment.pause_reason = None
+
+
+def check_budget(session: Session, deployment: Deployment, actor: str) -> bool:
+    """Pause an active deployment whose failure rate over its finished host results exceeds its
+    budget (once min_sample have finished, and only on failures not yet acknowledged by a resume)."""
+    if deployment.failure_budget_percent is None or deployment.state is not DeploymentState.ACTIVE:
+        return False
+    finished, failed = failure_counts(session, deployment)
+    if finished < deployment.failure_budget_min_sample or failed <= deployment.budget_acknowledged:
+        return False
+    if failed * 100 <= deployment.failure_budget_percent * finished:
+        return False
+    pause(session, deployment, f"failure budget exceeded: {failed} of {finished} finished host results failed "
+          f"({failed * 100 / finished:.0f}% > {deployment.failure_budget_percent}%)", actor)
     return True
 
 
 def settle(session: Session, actor: str, deployment_ids: list[int] | None = None) -> None:
-    """Apply cascade and completion to active deployments (or the given ones)."""
-    query = select(Deployment).where(Deployment.state == DeploymentState.ACTIVE)
+    """Apply cascade, the failure budget and completion to started deployments (or the given ones)."""
+    query = select(Deployment).where(Deployment.state.in_([DeploymentState.ACTIVE, DeploymentState.PAUSED]))
     if deployment_ids is not None:
         query = query.where(Deployment.id.in_(deployment_ids))
     for deployment in session.scalars(query).all():
         cascade(session, deployment, actor)
         session.flush()
-        complete_if_done(session, deployment, actor)
+        if not complete_if_done(session, deployment, actor):
+            check_budget(session, deployment, actor)
+            notifications.check_thresholds(session, deployment)
 
 
 def renew_leases(session: Session, worker: str, until: dt.datetime) -> None:

@@ -28,7 +28,7 @@ def set_deployment_state(session: Session, deployment: Deployment, target: Deplo
     session.add(Transition(entity="deployment", entity_id=deployment.id, from_state=deployment.state.value,
                            to_state=target.value, cause=cause, actor=actor, at=now))
     deployment.state = target
-    if target is DeploymentState.ACTIVE:
+    if target is DeploymentState.ACTIVE and deployment.started_at is None:
         deployment.started_at = now
     if target is DeploymentState.COMPLETED:
         deployment.outcome = outcome

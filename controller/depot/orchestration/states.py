@@ -14,6 +14,7 @@ class DeploymentState(str, enum.Enum):
     DRAFT = "draft"          # being edited; never runs, its schedule is ignored
     READY = "ready"          # complete and approved to run; any edit returns it to draft
     ACTIVE = "active"        # started: hosts are being worked on
+    PAUSED = "paused"        # started, held: claims no new host (failure budget, or an operator); resume or cancel
     COMPLETED = "completed"  # every host is done; see the outcome
     ARCHIVED = "archived"    # kept for the record, read-only
 
@@ -32,7 +33,8 @@ class HostStatus(str, enum.Enum):
     FAILED = "failed"
     UNREACHABLE = "unreachable"        # no contact within the step's machine contact timeout
     INCONCLUSIVE = "inconclusive"      # was active, no result came back (worker lost, connection lost)
-    DEFERRED = "deferred"              # not now: no user session, outside the window; will be tried again
+    DEFERRED = "deferred"              # not now, with the reason and when: outside its window, not on the LAN,
+                                       # no user session, a retry's interval or reboot awaited
     CANCELLED = "cancelled"            # never ran: cancelled by an operator or by an earlier step's failure
     UNKNOWN = "unknown"                # a result that cannot be interpreted: a bug, reported as such
 
@@ -47,7 +49,9 @@ D = DeploymentState
 DEPLOYMENT_TRANSITIONS: dict[DeploymentState, frozenset[DeploymentState]] = {
     D.DRAFT: frozenset({D.READY, D.ARCHIVED}),
     D.READY: frozenset({D.DRAFT, D.ACTIVE, D.ARCHIVED}),
-    D.ACTIVE: frozenset({D.COMPLETED}),
+    D.ACTIVE: frozenset({D.PAUSED, D.COMPLETED}),
+    # A paused deployment completes when it is cancelled, or when nothing is left to do.
+    D.PAUSED: frozenset({D.ACTIVE, D.COMPLETED}),
     D.COMPLETED: frozenset({D.ARCHIVED}),
     D.ARCHIVED: frozenset(),
 }

@@ -29,6 +29,7 @@ from depot.deployments import service as deployments
 from depot.deployments.models import Deployment
 from depot.errors import DepotError
 from depot.orchestration.states import DeploymentState
+from depot.scheduling import service as windows_service
 from depot.scheduling.misfire import Action, due_runs
 from depot.scheduling.rules import SchedulingError, require_aware
 
@@ -50,7 +51,7 @@ def tick(session: Session, now: datetime, actor: str = "scheduler") -> list[int]
     for deployment in candidates:
         try:
             schedule, policy = deployments.schedule_of(deployment)
-            windows = deployments.windows_of(deployment)
+            windows = windows_service.windows_of(deployment)
             due = due_runs(schedule, deployment.schedule_last_fired, now, policy,
                            windows=None if windows.unrestricted else windows)
         except SchedulingError as e:

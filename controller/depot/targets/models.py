@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import ForeignKey, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from depot.database.core import Base, utcnow
 
@@ -26,3 +26,16 @@ class Target(Base):
     credential_id: Mapped[int | None] = mapped_column(ForeignKey("credentials.id", ondelete="RESTRICT"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    # The target's maintenance windows and exclusions (depot.scheduling.models.MaintenanceWindow):
+    # a host may be worked on when its deployment's windows AND its targets' windows are open.
+    maintenance_windows: Mapped[list["MaintenanceWindow"]] = relationship(  # noqa: F821
+        order_by="MaintenanceWindow.id", cascade="all, delete-orphan")
+
+    @property
+    def windows(self) -> list:
+        return [w for w in self.maintenance_windows if not w.is_exclusion]
+
+    @property
+    def exclusions(self) -> list:
+        return [w for w in self.maintenance_windows if w.is_exclusion]

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from depot.scheduling.schemas import WindowFields, WindowRead
 from depot.schemas import InModel, ReadModel
 
 TargetKind = Literal["host", "group", "dynamic"]
@@ -91,6 +92,11 @@ class TargetCreate(TargetSpec):
     credential_id: int | None = Field(default=None, description=(
         "The credential runs connect to the target's hosts with (kind ssh_key, ssh_password, winrm or psrp); "
         "none: the inventory's own connection variables"))
+    windows: list[WindowFields] = Field(default_factory=list, description=(
+        "Maintenance windows of the target's hosts: a step starts on a host only when its deployment's windows "
+        "AND the windows of the targets it came from are open for the step's whole timeout (none: no restriction)"))
+    exclusions: list[WindowFields] = Field(default_factory=list, description=(
+        "Exclusion periods (freeze days) of the target's hosts"))
 
 
 class TargetUpdate(InModel):
@@ -103,6 +109,8 @@ class TargetUpdate(InModel):
     hosts: list[str] | None = None
     filters: list[dict] | None = None
     credential_id: int | None = None
+    windows: list[WindowFields] | None = Field(default=None, description="Replaces every window")
+    exclusions: list[WindowFields] | None = Field(default=None, description="Replaces every exclusion")
 
 
 class TargetRead(ReadModel):
@@ -114,6 +122,8 @@ class TargetRead(ReadModel):
     hosts: list[str]
     filters: list[dict]
     credential_id: int | None
+    windows: list[WindowRead]
+    exclusions: list[WindowRead]
     created_at: dt.datetime
     updated_at: dt.datetime
 

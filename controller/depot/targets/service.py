@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from depot.credentials.models import Credential
 from depot.credentials.schemas import CONNECTION_KINDS
 from depot.deployments.models import Deployment, Step
-from depot.errors import Conflict, invalid, not_found
+from depot.errors import Conflict, Invalid, invalid, not_found
+from depot.scheduling import service as windows_service
 from depot.orchestration.states import DeploymentState
 from depot.schemas import validate_merged
 from depot.targets.models import Target
@@ -140,6 +141,11 @@ def resolve(target: Target | TargetSpec, cache: dict[str, dict] | None = None) -
     return hosts
 
 
+def host_vars(target: Target, host: str, cache: dict[str, dict] | None = None) -> dict:
+    """The inventory variables of one of the target's hosts."""
+    return load_inventory(target.inventory, cache).get("_meta", {}).get("hostvars", {}).get(host, {})
+
+
 # --- CRUD ----------------------------------------------------------------------------------------
 
 def get(session: Session, target_id: int, *, for_update: bool = False) -> Target:
@@ -181,15 +187,21 @@ def _apply(target: Target, data: TargetCreate) -> None:
 def create(session: Session, data: TargetCreate) -> Target:
     _check_unique(session, data.name)
     _check_credential(session, data.credential_id)
+    windows = windows_service.parse_windows(data.windows, data.exclusions, ["body"])
     target = Target()
     _apply(target, data)
+    windows_service.replace_windows(target, windows, ("windows", "exclusions"))
     session.add(target)
     session.flush()
     return target
 
 
 def update(session: Session, target: Target, data: TargetUpdate) -> Target:
-    changes = data.model_dump(exclude_unset=True)
+    changes = data.model_dump(exclude_unset=True, exclude={"windows", "exclusions"})
+    which = [field for field in ("windows", "exclusions") if field in data.model_fields_set]
+    if any(getattr(data, field) is None for field in which):
+        raise Invalid([(["body", field], f"{field} cannot be null") for field in which if getattr(data, field) is None])
+    windows = windows_service.parse_windows(data.windows or [], data.exclusions or [], ["body"])
     current = dict(name=target.name, kind=target.kind, inventory=target.inventory, group=target.group,
                    hosts=target.hosts, filters=target.filters, credential_id=target.credential_id)
     if "kind" in changes:   # what selected hosts under the old kind does not carry over
@@ -198,6 +210,8 @@ def update(session: Session, target: Target, data: TargetUpdate) -> Target:
     _check_unique(session, merged.name, target.id)
     _check_credential(session, merged.credential_id)
     _apply(target, merged)
+    if which:
+        windows_service.replace_windows(target, windows, which)
     session.flush()
     return target
 
@@ -205,7 +219,8 @@ def update(session: Session, target: Target, data: TargetUpdate) -> Target:
 def delete(session: Session, target: Target) -> None:
     """A target used by a deployment that has not completed cannot be deleted."""
     steps = session.execute(select(Step.position, Step.target_ids, Deployment.id).join(Deployment).where(
-        Deployment.state.in_([DeploymentState.DRAFT, DeploymentState.READY, DeploymentState.ACTIVE]))).all()
+        Deployment.state.in_([DeploymentState.DRAFT, DeploymentState.READY, DeploymentState.ACTIVE,
+                              DeploymentState.PAUSED]))).all()
     for position, target_ids, deployment_id in steps:
         if target.id in target_ids:
             raise Conflict(f"target {target.id} is used by step {position} of deployment {deployment_id}")

@@ -300,7 +300,7 @@ def test_cancel_and_archive_need_the_right_state(client, world):
     deployment = create(client, world)
     url = f"/api/v1/deployments/{deployment['id']}"
     r = client.post(f"{url}/cancel")
-    assert r.status_code == 409 and "only an active deployment" in r.json()["detail"]
+    assert r.status_code == 409 and "only an active or paused deployment" in r.json()["detail"]
     r = client.post(f"{url}/archive")
     assert r.json()["state"] == "archived"
     r = client.post(f"{url}/ready")

@@ -40,7 +40,7 @@ def add_deployment(factory, hosts, steps=2, pipelined=False, limit=None):
 def take(db, capacity=100, worker="w1"):
     factory, postgres = db
     with transaction(factory) as s:
-        batches = claim(s, worker, capacity, NOW, 60, postgres)
+        batches = claim(s, worker, capacity, NOW, 60, postgres).batches
         return sorted((r.deployment_id, r.position, r.host) for b in batches for r in b.rows)
 
 
@@ -108,7 +108,7 @@ def test_a_claim_in_progress_keeps_another_worker_off_its_hosts_in_other_deploym
 
     def worker_a():
         with transaction(factory) as s:
-            result["a"] = [(r.deployment_id, r.host) for b in claim(s, "A", 1, NOW, 60, True) for r in b.rows]
+            result["a"] = [(r.deployment_id, r.host) for b in claim(s, "A", 1, NOW, 60, True).batches for r in b.rows]
             a_claimed.set()
             b_done.wait(2)          # hold the pass open: B runs meanwhile (or waits for us)
 

@@ -46,6 +46,9 @@ def test_schedule_and_windows_are_stored_and_read_back(client, target):
     ({"schedule": {**SCHEDULE, "rrule": "FREQ=MONTHLY;BYMONTH=2;BYMONTHDAY=30"}}, ["body", "schedule", "rrule"]),
     ({"schedule": {**SCHEDULE, "timezone": "Europe/Atlantis"}}, ["body", "schedule", "timezone"]),
     ({"schedule": {**SCHEDULE, "misfire": "whenever"}}, ["body", "schedule", "misfire"]),
+    # once, at a time already past: it would never start the deployment
+    ({"schedule": {**SCHEDULE, "rrule": "FREQ=DAILY;COUNT=1", "start": "2020-01-01T00:00:00"}},
+     ["body", "schedule", "start"]),
     ({"windows": [{"kind": "one_off", "start": "2030-06-02T00:00:00Z", "end": "2030-06-01T00:00:00Z"}]},
      ["body", "windows", 0, "end"]),
     ({"windows": [{"kind": "one_off", "start": "2030-06-01T00:00:00", "end": "2030-06-02T00:00:00Z"}]},
