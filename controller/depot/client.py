@@ -228,6 +228,38 @@ def _schedule(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- depot subscribe / subscriptions ----------------------------------------------------------
+
+def _subscribe(args: argparse.Namespace) -> int:
+    body = {"name": args.name, "channel": args.channel, "address": args.address, "events": args.events,
+            "deployment_id": args.deployment, "policy_id": args.policy, "threshold_percent": args.threshold,
+            "min_sample": args.min_sample}
+    if args.secret_env:   # never on the command line, where ps and shell history would show it
+        secret = os.environ.get(args.secret_env)
+        if not secret:
+            raise ApiError(f"the environment variable {args.secret_env} (--secret-env) is not set")
+        body["secret"] = secret
+    result = Client(args.url).request("POST", "/notifications/subscriptions", json=body)
+    print(json.dumps(result, indent=2) if args.json else f"subscription {result['id']} created: {result['name']}")
+    return 0
+
+
+def _subscriptions(args: argparse.Namespace) -> int:
+    items = Client(args.url).all("/notifications/subscriptions")
+    if args.json:
+        print(json.dumps(items, indent=2))
+        return 0
+    table = Table(title="notification subscriptions")
+    for column in ("id", "name", "channel", "address", "events", "scope"):
+        table.add_column(column)
+    for i in items:
+        scope = (f"deployment {i['deployment_id']}" if i["deployment_id"] else
+                 f"policy {i['policy_id']}" if i["policy_id"] else "all")
+        table.add_row(str(i["id"]), i["name"], i["channel"], i["address"], ", ".join(i["events"]), scope)
+    Console().print(table)
+    return 0
+
+
 # -- depot host NAME / checkin ----------------------------------------------------------------
 
 def _host(args: argparse.Namespace) -> int:
@@ -296,6 +328,23 @@ def add_commands(sub) -> None:
     schedule.add_argument("--start", help="first local wall time, e.g. 2026-12-01T00:00:00")
     schedule.add_argument("--count", type=int, default=10)
     schedule.set_defaults(func=_schedule)
+
+    subscribe = sub.add_parser("subscribe", parents=[common], help="notify by email or webhook on deployment events")
+    subscribe.add_argument("name")
+    subscribe.add_argument("--channel", choices=["email", "webhook"], required=True)
+    subscribe.add_argument("--address", required=True, help="email address(es), comma-separated, or the webhook URL")
+    subscribe.add_argument("--events", nargs="+", required=True, metavar="EVENT", help=(
+        "deployment.completed|succeeded|failed|cancelled|paused|threshold"))
+    scope = subscribe.add_mutually_exclusive_group()
+    scope.add_argument("--deployment", type=int, help="only this deployment")
+    scope.add_argument("--policy", type=int, help="only deployments of this policy")
+    subscribe.add_argument("--threshold", type=int, help="deployment.threshold: failure rate in percent")
+    subscribe.add_argument("--min-sample", type=int, default=5)
+    subscribe.add_argument("--secret-env", metavar="VAR", help="webhook: the environment variable holding its secret")
+    subscribe.set_defaults(func=_subscribe)
+
+    subscriptions = sub.add_parser("subscriptions", parents=[common], help="list notification subscriptions")
+    subscriptions.set_defaults(func=_subscriptions)
 
     host = sub.add_parser("host", parents=[common], help="a host's check-ins and pending steps, with its next window")
     host.add_argument("name")

@@ -71,3 +71,17 @@ def test_host_token_and_checkin(depot, started):
     assert json.loads(out)["checkins"] == 1 and json.loads(out)["pending"][0]["deployment_id"] == started
     status, _, err = depot("checkin", "web1", "--token", "forged.0")
     assert status == 2 and "401" in err
+
+
+def test_subscribe_takes_the_webhook_secret_from_the_environment_only(depot, monkeypatch):
+    status, _, err = depot("subscribe", "ops", "--channel", "webhook", "--address", "http://127.0.0.1:9/hook",
+                           "--events", "deployment.failed", "--secret-env", "OPS_HOOK_SECRET")
+    assert status == 2 and "OPS_HOOK_SECRET" in err
+    monkeypatch.setenv("OPS_HOOK_SECRET", "s3cret-canary")
+    status, out, _ = depot("subscribe", "ops", "--channel", "webhook", "--address", "http://127.0.0.1:9/hook",
+                           "--events", "deployment.failed", "deployment.paused", "--secret-env", "OPS_HOOK_SECRET")
+    assert (status, out.strip()) == (0, "subscription 1 created: ops")
+    status, out, _ = depot("subscriptions", "--json")
+    [item] = json.loads(out)
+    assert item["has_secret"] and item["events"] == ["deployment.failed", "deployment.paused"]
+    assert "s3cret-canary" not in out
