@@ -108,3 +108,15 @@ def table_counts(app):
                     for name, table in models.Base.metadata.tables.items()}
 
     return counts
+
+
+@pytest.fixture
+def sessions(database_url):
+    """A sessionmaker on a migrated database (SQLite or PostgreSQL, as ``database_url``)."""
+    from depot.database.core import make_engine, make_sessionmaker
+    from depot.database.migrate import upgrade
+
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    yield make_sessionmaker(engine)
+    engine.dispose()

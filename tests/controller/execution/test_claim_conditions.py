@@ -9,8 +9,7 @@ import ipaddress
 import pytest
 from sqlalchemy import select
 
-from depot.database.core import make_engine, make_sessionmaker, transaction
-from depot.database.migrate import upgrade
+from depot.database.core import transaction
 from depot.deployments.models import Deployment, HostResult, Step
 from depot.execution.claims import claim
 from depot.hosts.models import Host
@@ -26,11 +25,8 @@ LAN = [ipaddress.ip_network("10.213.0.0/16")]
 
 
 @pytest.fixture
-def db(database_url):
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    yield make_sessionmaker(engine), engine.dialect.name == "postgresql"
-    engine.dispose()
+def db(sessions):
+    return sessions, sessions.kw["bind"].dialect.name == "postgresql"
 
 
 def add(factory, hosts, *, timeout=3600, windows=(), target_windows=(), rings=None, budget=None, **step):

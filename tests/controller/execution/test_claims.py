@@ -7,8 +7,7 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from depot.database.core import make_engine, make_sessionmaker, transaction, utcnow
-from depot.database.migrate import upgrade
+from depot.database.core import transaction, utcnow
 from depot.deployments.models import Deployment, HostResult, Step
 from depot.execution.claims import claim
 from depot.orchestration.states import DeploymentState, HostStatus
@@ -18,11 +17,8 @@ NOW = utcnow()
 
 
 @pytest.fixture
-def db(database_url):
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    yield make_sessionmaker(engine), engine.dialect.name == "postgresql"
-    engine.dispose()
+def db(sessions):
+    return sessions, sessions.kw["bind"].dialect.name == "postgresql"
 
 
 def add_deployment(factory, hosts, steps=2, pipelined=False, limit=None):

@@ -6,8 +6,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from depot.database.core import make_engine, make_sessionmaker, transaction
-from depot.database.migrate import upgrade
+from depot.database.core import transaction
 from depot.deployments.models import Deployment, HostResult, Run, Step
 from depot.execution.events import StepResult
 from depot.execution.runner import apply_results
@@ -19,11 +18,8 @@ NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.timezone.utc)
 
 
 @pytest.fixture
-def factory(database_url):
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    yield make_sessionmaker(engine)
-    engine.dispose()
+def factory(sessions):
+    return sessions
 
 
 def deployment(factory, **step):

@@ -6,8 +6,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from depot.database.core import make_engine, make_sessionmaker, transaction, utcnow
-from depot.database.migrate import upgrade
+from depot.database.core import transaction, utcnow
 from depot.deployments.models import Deployment, HostResult, Run, Step
 from depot.execution.events import StepResult
 from depot.execution.runner import EventSink, apply_results, finish_run
@@ -18,11 +17,8 @@ H = HostStatus
 
 
 @pytest.fixture
-def factory(database_url):
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    yield make_sessionmaker(engine)
-    engine.dispose()
+def factory(sessions):
+    return sessions
 
 
 def deployment(factory, hosts=("h1", "h2"), steps=2, only_if_successful=True, contact_timeout=0):

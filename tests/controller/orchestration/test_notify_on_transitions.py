@@ -5,8 +5,7 @@ threshold while it runs."""
 import pytest
 from sqlalchemy import select
 
-from depot.database.core import make_engine, make_sessionmaker, transaction
-from depot.database.migrate import upgrade
+from depot.database.core import transaction
 from depot.deployments.models import Deployment, HostResult, Step
 from depot.notifications.models import Delivery, Subscription
 from depot.orchestration import lifecycle
@@ -18,15 +17,11 @@ EVENTS = ["deployment.completed", "deployment.succeeded", "deployment.failed", "
 
 
 @pytest.fixture
-def factory(database_url):
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    factory = make_sessionmaker(engine)
-    with transaction(factory) as s:
+def factory(sessions):
+    with transaction(sessions) as s:
         s.add(Subscription(name="ops", channel="email", address="ops@example.test", events=EVENTS,
                            threshold_percent=30, min_sample=2))
-    yield factory
-    engine.dispose()
+    return sessions
 
 
 def deployment(factory, statuses, budget=None):
