@@ -54,6 +54,9 @@ class Deployment(Base):
     schedule_start: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=False))
     schedule_misfire: Mapped[str | None] = mapped_column(String(20))
     schedule_grace_seconds: Mapped[int | None]
+    # What the next occurrence of a recurring schedule runs again once the deployment completed:
+    # "unsuccessful" (hosts where some step was not successful, and new hosts) or "always".
+    schedule_rerun: Mapped[str | None] = mapped_column(String(20))
     schedule_last_fired: Mapped[dt.datetime | None]
     schedule_next_run_at: Mapped[dt.datetime | None] = mapped_column(index=True)
 
@@ -69,6 +72,7 @@ class Deployment(Base):
             return None
         return {"rrule": self.schedule_rrule, "timezone": self.schedule_timezone, "start": self.schedule_start,
                 "misfire": self.schedule_misfire, "grace_seconds": self.schedule_grace_seconds,
+                "rerun": self.schedule_rerun,
                 "last_fired": self.schedule_last_fired, "next_run_at": self.schedule_next_run_at}
 
     @property

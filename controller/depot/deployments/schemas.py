@@ -153,6 +153,7 @@ class StepRead(ReadModel):
 
 
 Misfire = Literal["run_late", "skip", "wait_for_window"]
+Rerun = Literal["unsuccessful", "always"]
 
 
 class ScheduleFields(InModel):
@@ -169,6 +170,9 @@ class ScheduleFields(InModel):
         "An occurrence missed (controller down, deployment not ready): run_late within grace_seconds, skip "
         "it, or wait_for_window (the next open maintenance window). Missed occurrences coalesce into one run"))
     grace_seconds: int = Field(default=3600, ge=0, description="How late run_late may still start the run")
+    rerun: Rerun = Field(default="unsuccessful", description=(
+        "Once the deployment completed, what its next occurrence runs again: unsuccessful (every step on the "
+        "hosts where one was not successful, and hosts new in its targets) or always (every host)"))
 
 
 class ScheduleRead(ReadModel):
@@ -177,6 +181,7 @@ class ScheduleRead(ReadModel):
     start: dt.datetime = Field(description="Local wall time in `timezone`")
     misfire: Misfire
     grace_seconds: int
+    rerun: Rerun | None
     last_fired: dt.datetime | None = Field(description="Latest occurrence the scheduler fired or skipped")
     next_run_at: dt.datetime | None = Field(description="When it is next due, as of the last save or tick")
 

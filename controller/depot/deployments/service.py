@@ -20,8 +20,8 @@ from depot.deployments.schemas import (
 from depot.execution.wakeup import WakeOptions, parse_mac
 from depot.errors import Conflict, Invalid, NotFound, not_found
 from depot.orchestration import lifecycle
-from depot.orchestration.service import set_deployment_state
-from depot.orchestration.states import DeploymentState, HostStatus
+from depot.orchestration.service import set_deployment_state, set_host_status
+from depot.orchestration.states import SUCCESSFUL_HOST_STATUSES, DeploymentOutcome, DeploymentState, HostStatus
 from depot.packages.models import Package
 from depot.policies import schemas as policy_schemas
 from depot.policies.models import Policy
@@ -164,7 +164,7 @@ def schedule_of(deployment: Deployment) -> tuple[Schedule, MisfirePolicy] | None
 def _set_schedule(deployment: Deployment, data: ScheduleFields | None) -> None:
     """Store a validated schedule. Occurrences before it was saved never count (last_fired = now)."""
     if data is None:
-        for column in ("rrule", "timezone", "start", "misfire", "grace_seconds", "last_fired", "next_run_at"):
+        for column in ("rrule", "timezone", "start", "misfire", "grace_seconds", "rerun", "last_fired", "next_run_at"):
             setattr(deployment, f"schedule_{column}", None)
         return
     schedule, policy = parse_schedule(data, ["body", "schedule"])
@@ -173,6 +173,7 @@ def _set_schedule(deployment: Deployment, data: ScheduleFields | None) -> None:
     deployment.schedule_start = schedule.start
     deployment.schedule_misfire = policy.rule.value
     deployment.schedule_grace_seconds = int(policy.grace.total_seconds())
+    deployment.schedule_rerun = data.rerun
     deployment.schedule_last_fired = now
     deployment.schedule_next_run_at = next_occurrence(schedule, now)
 
@@ -428,10 +429,29 @@ def _rings(deployment: Deployment, hosts: dict[int, StepHosts]) -> dict[str, int
     return ring_of
 
 
+def _new_rows(deployment: Deployment, hosts: dict[int, StepHosts], cache: dict, ring_of: dict[str, int],
+              skip: set[tuple[int, str]] = frozenset(), default_ring: int = 0) -> list[dict]:
+    """Ready host results for every (step, host) not in ``skip``, each with the targets it came
+    from, its ring (``default_ring`` for a host ``ring_of`` does not know), and its inventory
+    address and MAC."""
+    rows = []
+    for step in deployment.steps:
+        mac_var = WakeOptions.model_validate(step.wake_on_lan).mac_var if step.wake_on_lan else None
+        for host, via in hosts[step.id].items():
+            if (step.id, host) in skip:
+                continue
+            variables = targets.host_vars(via[0], host, cache)
+            mac = variables.get(mac_var) if mac_var else None
+            rows.append(dict(deployment_id=deployment.id, step_id=step.id, position=step.position, host=host,
+                             status=HostStatus.READY, targets=[t.id for t in via], ring=ring_of.get(host, default_ring),
+                             address=str(variables.get("ansible_host") or host)[:255],
+                             mac=parse_mac(str(mac)) if mac is not None else None))
+    return rows
+
+
 def start(session: Session, deployment: Deployment, actor: str) -> int:
-    """Ready → active: one host result per (step, host), status ready, all in this transaction,
-    each with the targets it came from, its ring, and its inventory address and MAC. Returns how
-    many were created."""
+    """Ready → active: one host result per (step, host), status ready, all in this transaction.
+    Returns how many were created."""
     if deployment.state is not D.READY:
         hint = "; a draft never runs: make it ready first" if deployment.state is D.DRAFT else ""
         raise Conflict(f"deployment {deployment.id} is {deployment.state.value}: only a ready deployment "
@@ -440,22 +460,56 @@ def start(session: Session, deployment: Deployment, actor: str) -> int:
     errors, hosts = readiness(session, deployment, cache)
     if errors:
         raise Invalid(errors)
-    ring_of = _rings(deployment, hosts)
-    rows = []
-    for step in deployment.steps:
-        mac_var = WakeOptions.model_validate(step.wake_on_lan).mac_var if step.wake_on_lan else None
-        for host, via in hosts[step.id].items():
-            variables = targets.host_vars(via[0], host, cache)
-            mac = variables.get(mac_var) if mac_var else None
-            rows.append(dict(deployment_id=deployment.id, step_id=step.id, position=step.position, host=host,
-                             status=HostStatus.READY, targets=[t.id for t in via], ring=ring_of[host],
-                             address=str(variables.get("ansible_host") or host)[:255],
-                             mac=parse_mac(str(mac)) if mac is not None else None))
+    rows = _new_rows(deployment, hosts, cache, _rings(deployment, hosts))
     session.execute(insert(HostResult), rows)
     deployment.cancel_requested = False
     set_deployment_state(session, deployment, D.ACTIVE, cause="started", actor=actor)
     session.flush()
     return len(rows)
+
+
+# What a rerun resets on a host result: the previous run's outcome stays in the transitions.
+_RERUN_RESET = dict(rc=None, outcome=None, attempts=[], contact_attempts=0, retries_done=0, first_contact_at=None,
+                    next_attempt_at=None, started_at=None, finished_at=None, log_tail=None, run_id=None,
+                    queued_behind=None, wait_boot_id=None, woken_at=None)
+
+
+def rerun(session: Session, deployment: Deployment, actor: str) -> int:
+    """Completed → active again, for the next occurrence of its recurring schedule (as MECM's
+    rerun behaviour): with ``schedule_rerun`` "unsuccessful" every step again on the hosts where some
+    step was not successful, with "always" on every host; hosts new in its targets since are added
+    (detection keeps steps that are done from running twice). Returns how many host results will
+    run; with none, the deployment stays completed."""
+    if deployment.state is not D.COMPLETED or deployment.outcome is DeploymentOutcome.CANCELLED:
+        raise Conflict(f"deployment {deployment.id} is {deployment.state.value}"
+                       f"{' (cancelled)' if deployment.outcome is DeploymentOutcome.CANCELLED else ''}: only a "
+                       "completed, not cancelled deployment runs again")
+    cache: dict[str, dict] = {}
+    errors, hosts = readiness(session, deployment, cache)
+    if errors:
+        raise Invalid(errors)
+    rows = session.scalars(select(HostResult).where(HostResult.deployment_id == deployment.id)
+                           .order_by(HostResult.id)).all()
+    targeted = {(step_id, host) for step_id, step_hosts in hosts.items() for host in step_hosts}
+    if deployment.schedule_rerun == "always":
+        again = [r for r in rows if (r.step_id, r.host) in targeted]
+    else:
+        unsuccessful = {r.host for r in rows if r.status not in SUCCESSFUL_HOST_STATUSES}
+        again = [r for r in rows if r.host in unsuccessful and (r.step_id, r.host) in targeted]
+    ring_of = {r.host: r.ring for r in rows}
+    new = _new_rows(deployment, hosts, cache, ring_of, skip={(r.step_id, r.host) for r in rows},
+                    default_ring=max(ring_of.values(), default=0))   # hosts new since: with the last ring
+    if not again and not new:
+        return 0
+    set_host_status(session, again, HostStatus.READY, cause="rerun by schedule", actor=actor,
+                    reason="rerun by its schedule", **_RERUN_RESET)
+    if new:
+        session.execute(insert(HostResult), new)
+    deployment.cancel_requested = False
+    deployment.pause_reason, deployment.budget_acknowledged = None, 0
+    set_deployment_state(session, deployment, D.ACTIVE, cause="rerun by schedule", actor=actor)
+    session.flush()
+    return len(again) + len(new)
 
 
 def cancel(session: Session, deployment: Deployment, actor: str) -> Deployment:

@@ -27,6 +27,9 @@ def set_deployment_state(session: Session, deployment: Deployment, target: Deplo
     now = utcnow()
     session.add(Transition(entity="deployment", entity_id=deployment.id, from_state=deployment.state.value,
                            to_state=target.value, cause=cause, actor=actor, at=now))
+    if deployment.state is DeploymentState.COMPLETED and target is DeploymentState.ACTIVE:   # a rerun
+        deployment.started_at = now
+        deployment.outcome = deployment.finished_at = None
     deployment.state = target
     if target is DeploymentState.ACTIVE and deployment.started_at is None:
         deployment.started_at = now

@@ -52,7 +52,8 @@ DEPLOYMENT_TRANSITIONS: dict[DeploymentState, frozenset[DeploymentState]] = {
     D.ACTIVE: frozenset({D.PAUSED, D.COMPLETED}),
     # A paused deployment completes when it is cancelled, or when nothing is left to do.
     D.PAUSED: frozenset({D.ACTIVE, D.COMPLETED}),
-    D.COMPLETED: frozenset({D.ARCHIVED}),
+    # COMPLETED -> ACTIVE: the next occurrence of a recurring schedule runs it again (rerun).
+    D.COMPLETED: frozenset({D.ARCHIVED, D.ACTIVE}),
     D.ARCHIVED: frozenset(),
 }
 
@@ -65,12 +66,14 @@ HOST_TRANSITIONS: dict[HostStatus, frozenset[HostStatus]] = {
     H.DEFERRED: frozenset({H.READY, H.CANCELLED, H.UNREACHABLE}),
     # An inconclusive host is re-verified: it runs again, and detection keeps that from repeating work.
     H.INCONCLUSIVE: frozenset({H.READY, H.CANCELLED}),
-    H.SUCCESS_REBOOT_PENDING: frozenset({H.SUCCESS}),
-    H.SUCCESS: frozenset(),
-    H.FAILED: frozenset(),
-    H.UNREACHABLE: frozenset(),
-    H.CANCELLED: frozenset(),
-    H.UNKNOWN: frozenset(),
+    # Final within one run of the deployment. A recurring schedule's next run of a completed
+    # deployment (depot.deployments.service.rerun) is the one way back to READY.
+    H.SUCCESS_REBOOT_PENDING: frozenset({H.SUCCESS, H.READY}),
+    H.SUCCESS: frozenset({H.READY}),
+    H.FAILED: frozenset({H.READY}),
+    H.UNREACHABLE: frozenset({H.READY}),
+    H.CANCELLED: frozenset({H.READY}),
+    H.UNKNOWN: frozenset({H.READY}),
 }
 
 

@@ -1,11 +1,13 @@
-"""The scheduler tick: starts the ready deployments whose schedule is due.
+"""The scheduler tick: starts the ready deployments whose schedule is due, and runs completed
+ones again at the next occurrence of a recurring schedule (depot.deployments.service.rerun).
 
 :func:`tick` runs in the caller's transaction with an injected ``now``. For every READY deployment
 with a schedule it asks :func:`depot.scheduling.misfire.due_runs` (with the deployment's maintenance
 windows and exclusions) what to do:
 
-* ``fire`` - start the deployment through the deployments service (``start``, with the actor
-  ``scheduler``), and store the occurrence as ``last_fired``;
+* ``fire`` - start the deployment through the deployments service (``start``, or ``rerun`` for a
+  completed one that was not cancelled; actor ``scheduler``), and store the occurrence as
+  ``last_fired``;
 * ``skip`` - store the skipped occurrence as ``last_fired`` (a missed run dropped by the misfire rule);
 * ``defer`` / ``none`` - nothing but ``next_run_at`` (the window a deferred run waits for, or the next
   occurrence).
@@ -22,13 +24,13 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import select, text
+from sqlalchemy import and_, or_, select, text
 from sqlalchemy.orm import Session, selectinload
 
 from depot.deployments import service as deployments
 from depot.deployments.models import Deployment
 from depot.errors import DepotError
-from depot.orchestration.states import DeploymentState
+from depot.orchestration.states import DeploymentOutcome, DeploymentState
 from depot.scheduling import service as windows_service
 from depot.scheduling.misfire import Action, due_runs
 from depot.scheduling.rules import SchedulingError, require_aware
@@ -45,7 +47,11 @@ def tick(session: Session, now: datetime, actor: str = "scheduler") -> list[int]
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
     candidates = session.scalars(
-        select(Deployment).where(Deployment.state == DeploymentState.READY, Deployment.schedule_rrule.is_not(None))
+        select(Deployment).where(Deployment.schedule_rrule.is_not(None), or_(
+            Deployment.state == DeploymentState.READY,
+            # a completed one whose schedule has occurrences left (next_run_at) and was not cancelled
+            and_(Deployment.state == DeploymentState.COMPLETED, Deployment.outcome != DeploymentOutcome.CANCELLED,
+                 Deployment.schedule_next_run_at.is_not(None))))
         .options(selectinload(Deployment.maintenance_windows)).order_by(Deployment.id).with_for_update()).all()
     started: list[int] = []
     for deployment in candidates:
@@ -61,7 +67,12 @@ def tick(session: Session, now: datetime, actor: str = "scheduler") -> list[int]
         if due.action is Action.FIRE:
             deployment.schedule_last_fired = due.last_fired
             try:
-                deployments.start(session, deployment, actor)
+                if deployment.state is DeploymentState.READY:
+                    deployments.start(session, deployment, actor)
+                elif not deployments.rerun(session, deployment, actor):
+                    log.info("deployment %s: nothing to run again at %s (%s)", deployment.id, due.last_fired,
+                             due.reason)
+                    continue
             except DepotError as e:   # raised before anything is written
                 log.warning("deployment %s: scheduled start failed: %s (%s)", deployment.id, e, due.reason)
                 continue

@@ -133,3 +133,52 @@ def test_concurrent_ticks_start_a_deployment_once(app, scheduled, database_url):
     second.join(timeout=30)
     assert results == [[deployment], []]
     assert len(stored(app, deployment)[3]) == 2
+
+
+def finish(app, deployment_id, statuses):
+    """Complete the deployment with these host statuses, as the worker would."""
+    from depot.orchestration import lifecycle
+    from depot.orchestration.service import set_host_status
+    from depot.orchestration.states import HostStatus
+
+    with transaction(app.state.sessionmaker) as session:
+        for row in session.scalars(select(HostResult).where(HostResult.deployment_id == deployment_id)):
+            set_host_status(session, [row], HostStatus.ACTIVE, cause="claimed", actor="test")
+            set_host_status(session, [row], HostStatus(statuses[row.host]), cause="result", actor="test", rc=0)
+        lifecycle.settle(session, "test")
+
+
+@pytest.mark.parametrize("rerun, again", [("unsuccessful", ["web2"]), ("always", ["web1", "web2"])])
+def test_the_next_occurrence_of_a_recurring_schedule_runs_a_completed_deployment_again(app, scheduled, rerun, again):
+    deployment = scheduled({**DAILY_9, "rerun": rerun})
+    assert run_tick(app, FIRST) == [deployment]
+    finish(app, deployment, {"web1": "success", "web2": "failed"})
+    assert stored(app, deployment)[0] == "completed"
+    assert run_tick(app, FIRST + timedelta(hours=5)) == []                   # not due again yet
+    assert run_tick(app, FIRST + timedelta(days=1)) == [deployment]
+    with transaction(app.state.sessionmaker) as session:
+        d = session.get(Deployment, deployment)
+        assert (d.state.value, d.outcome, d.finished_at) == ("active", None, None)
+        rows = {r.host: r for r in session.scalars(select(HostResult).where(HostResult.deployment_id == deployment))}
+        assert sorted(h for h, r in rows.items() if r.status.value == "ready") == again
+        assert all(r.rc is None and r.reason == "rerun by its schedule" for h, r in rows.items() if h in again)
+        causes = session.scalars(select(Transition.cause).where(Transition.entity == "deployment",
+                                                                Transition.entity_id == deployment)).all()
+        assert causes[-1] == "rerun by schedule"
+
+
+def test_a_completed_deployment_with_nothing_to_run_again_stays_completed(app, scheduled):
+    deployment = scheduled()
+    run_tick(app, FIRST)
+    finish(app, deployment, {"web1": "success", "web2": "success"})
+    assert run_tick(app, FIRST + timedelta(days=1)) == []
+    state, last_fired, _, _ = stored(app, deployment)
+    assert (state, last_fired) == ("completed", FIRST + timedelta(days=1))   # the occurrence is handled
+
+
+def test_a_cancelled_deployment_is_not_run_again(app, client, scheduled):
+    deployment = scheduled()
+    run_tick(app, FIRST)
+    client.post(f"/api/v1/deployments/{deployment}/cancel")
+    assert run_tick(app, FIRST + timedelta(days=1)) == []
+    assert stored(app, deployment)[0] == "completed"

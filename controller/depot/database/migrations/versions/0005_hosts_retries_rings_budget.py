@@ -32,6 +32,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('budget_acknowledged', sa.Integer(), nullable=False, server_default='0'))
         batch_op.add_column(sa.Column('pause_reason', sa.Text(), nullable=True))
         batch_op.add_column(sa.Column('rings', sa.JSON(), nullable=False, server_default='[]'))
+        batch_op.add_column(sa.Column('schedule_rerun', sa.String(length=20), nullable=True))
 
     with op.batch_alter_table('host_results', schema=None) as batch_op:
         batch_op.add_column(sa.Column('targets', sa.JSON(), nullable=False, server_default='[]'))
@@ -93,6 +94,7 @@ def downgrade() -> None:
         batch_op.drop_column('targets')
 
     with op.batch_alter_table('deployments', schema=None) as batch_op:
+        batch_op.drop_column('schedule_rerun')
         batch_op.drop_column('rings')
         batch_op.drop_column('pause_reason')
         batch_op.drop_column('budget_acknowledged')
