@@ -23,6 +23,9 @@ inventory=$(.venv/bin/python -m tests.lab up --hosts 4 --prefix "$prefix" --work
 # The controller listens on the lab bridge, where the hosts pull package content from it.
 export DEPOT_DATA_DIR="$data" DEPOT_PUBLIC_URL="http://$bridge:$port" DEPOT_URL="http://$bridge:$port"
 export DEPOT_DEMO_INVENTORY="$inventory"
+# The first admin and its API token (shown once): the client commands below use it.
+DEPOT_TOKEN=$(.venv/bin/depot admin create demo)
+export DEPOT_TOKEN
 .venv/bin/depot serve --host "$bridge" --port "$port" > "$data/serve.log" 2>&1 &
 server=$!
 for _ in $(seq 1 100); do
@@ -37,13 +40,14 @@ set +e
 .venv/bin/depot deploy playbooks/examples/demo/deployment.yml --timeout 600
 rc=$?
 set -e
-id=$(.venv/bin/python -c "import httpx; print(httpx.get('$DEPOT_URL/api/v1/deployments').json()['items'][-1]['id'])")
+id=$(.venv/bin/python -c "import httpx, os; print(httpx.get('$DEPOT_URL/api/v1/deployments', headers={'Authorization': 'Bearer ' + os.environ['DEPOT_TOKEN']}).json()['items'][-1]['id'])")
 echo
 echo "demo: per-host report of deployment $id (also GET /api/v1/deployments/$id/report?format=csv|json)"
 .venv/bin/python - "$DEPOT_URL" "$id" <<'PY'
-import sys, httpx
+import os, sys, httpx
 url, ident = sys.argv[1], sys.argv[2]
-for row in httpx.get(f"{url}/api/v1/deployments/{ident}/report", params={"page_size": 500}).json()["items"]:
+auth = {"Authorization": f"Bearer {os.environ['DEPOT_TOKEN']}"}
+for row in httpx.get(f"{url}/api/v1/deployments/{ident}/report", params={"page_size": 500}, headers=auth).json()["items"]:
     print(f"  {row['host']:4} step {row['position']} {row['status']:24} outcome={row['outcome'] or '-':12} rc={row['rc']} "
           f"attempts={len(row['attempts'])} {row['reason'] or ''}")
 PY

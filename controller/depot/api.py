@@ -17,7 +17,7 @@ from depot.credentials.views import router as credentials_router
 from depot.database.core import make_engine, make_sessionmaker
 from depot.deployments.views import router as deployments_router
 from depot.deployments.views import runs_router, schedules_router
-from depot.dependencies import DbSession
+from depot.dependencies import DbSession, allow
 from depot.errors import DepotError, Invalid
 from depot.hosts.views import router as hosts_router
 from depot.notifications.views import router as notifications_router
@@ -27,6 +27,8 @@ from depot.packages.views import router as packages_router
 from depot.policies.views import router as policies_router
 from depot.security import load_keys
 from depot.targets.views import router as targets_router
+from depot.users.service import ADMIN, OPERATOR, VIEWER
+from depot.users.views import tokens_router, users_router
 
 API_PREFIX = "/api/v1"
 
@@ -82,8 +84,16 @@ def create_app(settings: Settings) -> FastAPI:
         session.execute(text("SELECT 1"))
         return {"status": "ok", "version": __version__}
 
-    for router in (packages_router, content_router, credentials_router, targets_router, policies_router,
-                   deployments_router, runs_router, schedules_router, hosts_router, notifications_router):
+    # Who may do what (depot.users.service): reads need viewer, changes operator, unless a router
+    # says more; views add the privileged checks (scripts, command lines). Content URLs are signed
+    # for hosts, a check-in carries the host's own token, health is open.
+    for router, read, write in (
+            (packages_router, VIEWER, OPERATOR), (targets_router, VIEWER, OPERATOR),
+            (policies_router, VIEWER, OPERATOR), (deployments_router, VIEWER, OPERATOR), (runs_router, VIEWER, VIEWER),
+            (schedules_router, VIEWER, VIEWER), (notifications_router, VIEWER, OPERATOR),
+            (credentials_router, ADMIN, ADMIN)):
+        api.include_router(router, dependencies=[allow(read, write)])
+    for router in (content_router, hosts_router, users_router, tokens_router):
         api.include_router(router)
     app.include_router(api)
     return app

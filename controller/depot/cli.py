@@ -105,6 +105,32 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _admin(args: argparse.Namespace) -> int:
+    """The first admin and its token, printed once (on stdout, alone, for scripts to capture)."""
+    import datetime as dt
+
+    from depot.database import migrate
+    from depot.database.core import make_engine, make_sessionmaker, transaction, utcnow
+    from depot.errors import DepotError
+    from depot.users.service import bootstrap_admin
+
+    settings = get_settings()
+    migrate.upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            token = bootstrap_admin(session, args.name, dt.timedelta(days=args.expires_in_days), utcnow())
+    except DepotError as e:
+        print(f"depot: {e}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(token)
+    print(f"admin {args.name} created; the token above is shown once (it expires in {args.expires_in_days} days): "
+          "give it to depot as DEPOT_TOKEN", file=sys.stderr)
+    return 0
+
+
 def _settings(args: argparse.Namespace) -> int:
     settings = get_settings()
     for name, field in Settings.model_fields.items():
@@ -141,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
     migrate.add_argument("revision", nargs="?", default="head")
     migrate.set_defaults(func=_migrate)
+
+    admin = sub.add_parser("admin", help="create the first admin user and print its API token once")
+    admin.add_argument("action", choices=["create"])
+    admin.add_argument("name")
+    admin.add_argument("--expires-in-days", type=int, default=90, choices=range(1, 366), metavar="DAYS")
+    admin.set_defaults(func=_admin)
 
     settings = sub.add_parser("settings", help="print every setting, its value and what it means")
     settings.set_defaults(func=_settings)

@@ -1,5 +1,6 @@
 """Client commands of `depot`: talk to a controller's API (DEPOT_URL, default
-http://127.0.0.1:8080) to create and start deployments and follow them live."""
+http://127.0.0.1:8080, with the API token DEPOT_TOKEN) to create and start deployments and follow
+them live."""
 
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ class ApiError(RuntimeError):
 
 class Client:
     def __init__(self, url: str, timeout: float = 30.0):
-        self.http = httpx.Client(base_url=url.rstrip("/") + API, timeout=timeout)
+        token = os.environ.get("DEPOT_TOKEN")
+        self.http = httpx.Client(base_url=url.rstrip("/") + API, timeout=timeout,
+                                 headers={"Authorization": f"Bearer {token}"} if token else {})
 
     def request(self, method: str, path: str, **kw):
         response = self.http.request(method, path, **kw)

@@ -1,4 +1,5 @@
-"""What every view depends on: one transaction per request, the actor, settings, keys, paging."""
+"""What every view depends on: one transaction per request, the authenticated user and the actor,
+role checks, settings, keys, paging."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from depot.config import Settings
-from depot.database.core import transaction
+from depot.database.core import transaction, utcnow
 from depot.security import Keys
+from depot.users import service as users
+from depot.users.models import User
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -20,10 +23,33 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def get_actor() -> str:
-    """Who is making this request, recorded on every state change it causes. The seam for
-    authentication (issue #5): until then every request acts as "api"."""
-    return "api"
+def current_user(request: Request, session: Annotated[Session, Depends(get_session, scope="function")]) -> User:
+    """The user of the request's bearer token; 401 without a valid one."""
+    scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
+    return users.authenticate(session, token.strip() if scheme.lower() == "bearer" else None, utcnow())
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def get_actor(user: CurrentUser) -> str:
+    """Who is making this request, recorded on every state change it causes."""
+    return f"user:{user.name}"
+
+
+def allow(read: str, write: str):
+    """A router's dependency: reads (GET, HEAD) need the role ``read``, everything else ``write``."""
+    def check(request: Request, user: CurrentUser) -> None:
+        role = read if request.method in ("GET", "HEAD") else write
+        users.require(user, role, f"{request.method} {request.url.path}")
+    return Depends(check)
+
+
+def role(name: str):
+    """A route's dependency: the user must have at least this role."""
+    def check(request: Request, user: CurrentUser) -> None:
+        users.require(user, name, f"{request.method} {request.url.path}")
+    return Depends(check)
 
 
 def get_settings(request: Request) -> Settings:

@@ -16,6 +16,10 @@ class Unauthorized(DepotError):
     status_code = 401
 
 
+class Forbidden(DepotError):
+    status_code = 403
+
+
 class NotFound(DepotError):
     status_code = 404
 

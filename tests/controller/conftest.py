@@ -89,9 +89,12 @@ def app(settings):
 
 @pytest.fixture
 def client(app):
+    """The API as an admin (tests of roles make clients of their own: tests/controller/auth.py)."""
     from fastapi.testclient import TestClient
 
-    with TestClient(app) as c:
+    from tests.controller.auth import bearer
+
+    with TestClient(app, headers=bearer(app)) as c:
         yield c
 
 

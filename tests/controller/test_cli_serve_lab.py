@@ -26,10 +26,13 @@ def controller(lab, tmp_path):
     env = dict(os.environ, DEPOT_DATA_DIR=str(tmp_path / "data"), DEPOT_PUBLIC_URL=url,
                DEPOT_WORKER_POLL_INTERVAL="0.3", DEPOT_EVENT_BATCH_SECONDS="0.2")
     env.pop("DEPOT_DATABASE_URL", None)
+    # The first admin, as an operator sets one up: its token is printed once.
+    token = subprocess.run([DEPOT, "admin", "create", "e2e"], env=env, capture_output=True, text=True,
+                           check=True).stdout.strip()
     log = (tmp_path / "serve.log").open("w")
     server = subprocess.Popen([DEPOT, "serve", "--host", lab.bridge_address, "--port", str(port)],
                               env=env, stdout=log, stderr=subprocess.STDOUT)
-    client = httpx.Client(base_url=url + "/api/v1", timeout=30)
+    client = httpx.Client(base_url=url + "/api/v1", timeout=30, headers={"Authorization": f"Bearer {token}"})
     try:
         for _ in range(150):
             try:

@@ -39,7 +39,7 @@ def started(client, inventory):
 
 def test_pause_resume_cancel(depot, started):
     status, out, err = depot("pause", str(started))
-    assert (status, out.strip(), err.strip()) == (0, f"deployment {started}: paused", "paused by api")
+    assert (status, out.strip(), err.strip()) == (0, f"deployment {started}: paused", "paused by user:admin")
     status, out, _ = depot("resume", str(started), "--json")
     assert status == 0 and json.loads(out)["state"] == "active"
     status, out, _ = depot("cancel", str(started))

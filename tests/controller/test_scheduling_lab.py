@@ -29,6 +29,7 @@ from depot.database.core import transaction, utcnow
 from depot.database.migrate import upgrade
 from depot.deployments.models import HostResult
 from depot.execution.worker import Worker
+from tests.controller.auth import bearer
 from depot.orchestration.models import Transition
 from depot.scheduling.tick import tick
 from tests.lab import HOST_INSTALLERS, Lab
@@ -126,7 +127,8 @@ def depot(tmp_path, lab, lab_inventory):
     upgrade(settings.database_url)
     www = tmp_path / "www"
     www.mkdir()
-    with TestClient(create_app(settings)) as api:
+    app = create_app(settings)
+    with TestClient(app, headers=bearer(app)) as api:
         worker = Worker(api.app.state.sessionmaker, settings, api.app.state.keys)
         try:
             yield Depot(api, worker, lab, lab_inventory, www, f"/opt/depot-sched/{uuid.uuid4().hex[:10]}/agent")

@@ -10,3 +10,4 @@ from depot.packages.models import Package  # noqa: F401
 from depot.policies.models import Policy  # noqa: F401
 from depot.scheduling.models import MaintenanceWindow  # noqa: F401
 from depot.targets.models import Target  # noqa: F401
+from depot.users.models import ApiToken, User  # noqa: F401

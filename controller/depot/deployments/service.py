@@ -33,6 +33,7 @@ from depot.scheduling import (
 from depot.schemas import validate_merged
 from depot.targets import service as targets
 from depot.targets.models import Target
+from depot.users import service as users
 
 D = DeploymentState
 EDITABLE = (D.DRAFT, D.READY)
@@ -136,6 +137,23 @@ def _replace_steps(session: Session, deployment: Deployment, steps: Sequence[Ste
         _apply_step(session, step, data)
         deployment.steps.append(step)
     session.flush()
+
+
+def privileged_parts(session: Session, steps: Sequence[StepFields | Step]) -> list[str]:
+    """What in these steps needs the privileged role (depot.users.service): script steps, command
+    lines in their options, and policies that are scripts or carry command lines."""
+    parts = users.privileged_parts(steps)
+    for index, step in enumerate(steps, start=1):
+        policy = session.get(Policy, step.policy_id) if step.policy_id else None
+        if policy is not None and (policy.category == "script" or users.command_lines(policy.options)):
+            parts.append(f"step {index} uses policy {policy.id}, a script or command line")
+    return parts
+
+
+def require_privilege(session: Session, user, steps: Sequence[StepFields | Step]) -> None:
+    parts = privileged_parts(session, steps)
+    if parts:
+        users.require(user, users.PRIVILEGED, f"a deployment whose {'; '.join(parts)}")
 
 
 # --- schedule and maintenance windows (DESIGN.md §3.4; the arithmetic is depot.scheduling) ----------

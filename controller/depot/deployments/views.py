@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, status
 from fastapi.responses import StreamingResponse
 
 from depot.database.core import transaction
-from depot.dependencies import Actor, DbSession, Paging, Sessions
+from depot.dependencies import Actor, CurrentUser, DbSession, Paging, Sessions
 from depot.deployments import service
 from depot.deployments.schemas import (
     DeploymentCreate, DeploymentRead, DeploymentUpdate, HostReport, ReportFormat, ReportPage, RunRead, SchedulePreview,
@@ -46,7 +46,8 @@ def list_deployments(session: DbSession, paging: Paging, state: DeploymentState 
 
 
 @router.post("", response_model=DeploymentRead, status_code=status.HTTP_201_CREATED)
-def create_deployment(session: DbSession, body: DeploymentCreate):
+def create_deployment(session: DbSession, user: CurrentUser, body: DeploymentCreate):
+    service.require_privilege(session, user, body.steps)
     return _read(service.create(session, body))
 
 
@@ -57,13 +58,17 @@ def get_deployment(session: DbSession, deployment_id: int):
 
 @router.patch("/{deployment_id}", response_model=DeploymentRead,
               summary="Edit a draft or ready deployment (a ready one returns to draft); `steps` replaces them all")
-def update_deployment(session: DbSession, actor: Actor, deployment_id: int, body: DeploymentUpdate):
-    return _read(service.update(session, service.get(session, deployment_id, for_update=True), body, actor))
+def update_deployment(session: DbSession, user: CurrentUser, actor: Actor, deployment_id: int, body: DeploymentUpdate):
+    deployment = service.get(session, deployment_id, for_update=True)
+    service.require_privilege(session, user, [*(body.steps or []), *deployment.steps])
+    return _read(service.update(session, deployment, body, actor))
 
 
 @router.delete("/{deployment_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_deployment(session: DbSession, deployment_id: int):
-    service.delete(session, service.get(session, deployment_id, for_update=True))
+def delete_deployment(session: DbSession, user: CurrentUser, deployment_id: int):
+    deployment = service.get(session, deployment_id, for_update=True)
+    service.require_privilege(session, user, deployment.steps)
+    service.delete(session, deployment)
 
 
 # --- steps ---------------------------------------------------------------------------------------
@@ -74,8 +79,9 @@ def list_steps(session: DbSession, deployment_id: int):
 
 
 @router.post("/{deployment_id}/steps", response_model=StepRead, status_code=status.HTTP_201_CREATED)
-def add_step(session: DbSession, actor: Actor, deployment_id: int, body: StepCreate):
+def add_step(session: DbSession, user: CurrentUser, actor: Actor, deployment_id: int, body: StepCreate):
     deployment = service.get(session, deployment_id, for_update=True)
+    service.require_privilege(session, user, [body, *deployment.steps])
     return StepRead.model_validate(service.add_step(session, deployment, body, actor))
 
 
@@ -85,15 +91,18 @@ def get_step(session: DbSession, deployment_id: int, step_id: int):
 
 
 @router.patch("/{deployment_id}/steps/{step_id}", response_model=StepRead)
-def update_step(session: DbSession, actor: Actor, deployment_id: int, step_id: int, body: StepUpdate):
+def update_step(session: DbSession, user: CurrentUser, actor: Actor, deployment_id: int, step_id: int,
+                body: StepUpdate):
     deployment = service.get(session, deployment_id, for_update=True)
     step = service.get_step(deployment, step_id)
+    service.require_privilege(session, user, [body, *deployment.steps])
     return StepRead.model_validate(service.update_step(session, deployment, step, body, actor))
 
 
 @router.delete("/{deployment_id}/steps/{step_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_step(session: DbSession, actor: Actor, deployment_id: int, step_id: int):
+def delete_step(session: DbSession, user: CurrentUser, actor: Actor, deployment_id: int, step_id: int):
     deployment = service.get(session, deployment_id, for_update=True)
+    service.require_privilege(session, user, deployment.steps)
     service.delete_step(session, deployment, service.get_step(deployment, step_id), actor)
 
 
@@ -101,14 +110,17 @@ def delete_step(session: DbSession, actor: Actor, deployment_id: int, step_id: i
 
 @router.post("/{deployment_id}/ready", response_model=DeploymentRead,
              summary="Draft → ready (checks steps, published policies, targets with hosts)")
-def ready_deployment(session: DbSession, actor: Actor, deployment_id: int):
-    return _read(service.ready(session, service.get(session, deployment_id, for_update=True), actor))
+def ready_deployment(session: DbSession, user: CurrentUser, actor: Actor, deployment_id: int):
+    deployment = service.get(session, deployment_id, for_update=True)
+    service.require_privilege(session, user, deployment.steps)
+    return _read(service.ready(session, deployment, actor))
 
 
 @router.post("/{deployment_id}/start", response_model=StartResult,
              summary="Ready → active: one host result per (step, host)")
-def start_deployment(session: DbSession, actor: Actor, deployment_id: int):
+def start_deployment(session: DbSession, user: CurrentUser, actor: Actor, deployment_id: int):
     deployment = service.get(session, deployment_id, for_update=True)
+    service.require_privilege(session, user, deployment.steps)
     created = service.start(session, deployment, actor)
     return StartResult(deployment=_read(deployment), host_results=created)
 
@@ -127,8 +139,10 @@ def pause_deployment(session: DbSession, actor: Actor, deployment_id: int):
 
 @router.post("/{deployment_id}/resume", response_model=DeploymentRead, summary=(
     "Paused → active (the failures so far are acknowledged: the failure budget pauses it again only on new ones)"))
-def resume_deployment(session: DbSession, actor: Actor, deployment_id: int):
-    return _read(service.resume(session, service.get(session, deployment_id, for_update=True), actor))
+def resume_deployment(session: DbSession, user: CurrentUser, actor: Actor, deployment_id: int):
+    deployment = service.get(session, deployment_id, for_update=True)
+    service.require_privilege(session, user, deployment.steps)
+    return _read(service.resume(session, deployment, actor))
 
 
 @router.post("/{deployment_id}/archive", response_model=DeploymentRead)

@@ -8,22 +8,23 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Request
 
 from depot.database.core import utcnow
-from depot.dependencies import CurrentKeys, CurrentSettings, DbSession
+from depot.dependencies import CurrentKeys, CurrentSettings, DbSession, role
 from depot.hosts import service
 from depot.hosts.schemas import CheckinResult, CheckinToken, HostRead
+from depot.users.service import ADMIN, VIEWER
 
 router = APIRouter(prefix="/hosts", tags=["hosts"])
 
 HostName = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
-@router.get("/{name}", response_model=HostRead, summary=(
+@router.get("/{name}", response_model=HostRead, dependencies=[role(VIEWER)], summary=(
     "The host's check-ins and its pending steps, with when its maintenance windows next open"))
 def get_host(session: DbSession, name: HostName):
     return service.overview(session, name, utcnow())
 
 
-@router.get("/{name}/checkin-token", response_model=CheckinToken, summary=(
+@router.get("/{name}/checkin-token", response_model=CheckinToken, dependencies=[role(ADMIN)], summary=(
     "A token with which the host may check in (put it in its logon script or agent)"))
 def get_checkin_token(keys: CurrentKeys, settings: CurrentSettings, name: HostName):
     token, expires = service.checkin_token(keys, name, utcnow(), dt.timedelta(days=settings.checkin_token_ttl_days))

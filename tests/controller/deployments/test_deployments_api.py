@@ -167,7 +167,7 @@ def test_edit_of_a_ready_deployment_returns_it_to_draft(client, world, app):
     assert client.post(f"{url}/ready").status_code == 409
 
     assert client.patch(url, json={"pipelined": True}).json()["state"] == "draft"
-    assert transitions(app, deployment["id"]) == [("draft", "ready", "ready", "api"), ("ready", "draft", "edited", "api")]
+    assert transitions(app, deployment["id"]) == [("draft", "ready", "ready", "user:admin"), ("ready", "draft", "edited", "user:admin")]
 
     client.post(f"{url}/ready")
     step = deployment["steps"][0]
@@ -217,7 +217,7 @@ def test_start_creates_one_ready_host_result_per_step_and_host(client, world, ap
             (first["id"], 1, "web1", HostStatus.READY), (first["id"], 1, "web2", HostStatus.READY),
             (first["id"], 1, "db1", HostStatus.READY),
             (second["id"], 2, "web1", HostStatus.READY), (second["id"], 2, "web2", HostStatus.READY)])
-    assert transitions(app, deployment["id"])[-1] == ("ready", "active", "started", "api")
+    assert transitions(app, deployment["id"])[-1] == ("ready", "active", "started", "user:admin")
 
     # active: no edits, no second start, no delete
     assert client.patch(url, json={"name": "x"}).status_code == 409
@@ -276,10 +276,10 @@ def test_cancel_lets_active_hosts_finish(client, world, app):
         (2, "web1"): "cancelled", (2, "web2"): "cancelled"}
     with transaction(app.state.sessionmaker) as session:
         row = session.scalars(select(HostResult).where(HostResult.host == "db1")).one()
-        assert row.reason == "deployment cancelled by api"
+        assert row.reason == "deployment cancelled by user:admin"
         causes = session.scalars(select(Transition.actor).where(Transition.entity == "host_result",
                                                                 Transition.to_state == "cancelled")).all()
-        assert causes == ["api"] * 3
+        assert causes == ["user:admin"] * 3
 
 
 def test_cancel_with_nothing_active_completes_now(client, world, app):
@@ -289,7 +289,7 @@ def test_cancel_with_nothing_active_completes_now(client, world, app):
     assert (r.json()["state"], r.json()["outcome"]) == ("completed", "cancelled")
     assert r.json()["finished_at"] is not None
     assert set(statuses(app, deployment["id"]).values()) == {"cancelled"}
-    assert transitions(app, deployment["id"])[-1] == ("active", "completed", "cancelled", "api")
+    assert transitions(app, deployment["id"])[-1] == ("active", "completed", "cancelled", "user:admin")
     assert client.post(f"{url}/cancel").status_code == 409
     assert client.post(f"{url}/archive").json()["state"] == "archived"
     assert client.patch(url, json={"name": "x"}).status_code == 409

@@ -46,7 +46,7 @@ def test_pause_resume_and_cancel_follow_the_state_rules(client, web):
     report = client.get(f"{url}/report").json()["items"]
     assert {(r["host"], r["ring"]) for r in report} == {("web1", 0), ("web2", 0)}
     paused = client.post(f"{url}/pause")
-    assert (paused.json()["state"], paused.json()["pause_reason"]) == ("paused", "paused by api")
+    assert (paused.json()["state"], paused.json()["pause_reason"]) == ("paused", "paused by user:admin")
     assert client.post(f"{url}/pause").status_code == 409
     resumed = client.post(f"{url}/resume").json()
     assert (resumed["state"], resumed["pause_reason"]) == ("active", None)
