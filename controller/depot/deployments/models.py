@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from depot.database.core import Base, utcnow
 from depot.orchestration.states import DeploymentOutcome, DeploymentState, HostStatus
+from depot.scheduling.models import MaintenanceWindow
 
 
 def _enum(cls):
@@ -62,7 +63,7 @@ class Deployment(Base):
 
     steps: Mapped[list["Step"]] = relationship(back_populates="deployment", order_by="Step.position",
                                                cascade="all, delete-orphan")
-    maintenance_windows: Mapped[list["MaintenanceWindow"]] = relationship(  # noqa: F821 (depot.scheduling.models)
+    maintenance_windows: Mapped[list[MaintenanceWindow]] = relationship(
         order_by="MaintenanceWindow.id", cascade="all, delete-orphan")
 
     @property
@@ -82,11 +83,11 @@ class Deployment(Base):
         return {"max_failure_percent": self.failure_budget_percent, "min_sample": self.failure_budget_min_sample}
 
     @property
-    def windows(self) -> list["MaintenanceWindow"]:
+    def windows(self) -> list[MaintenanceWindow]:
         return [w for w in self.maintenance_windows if not w.is_exclusion]
 
     @property
-    def exclusions(self) -> list["MaintenanceWindow"]:
+    def exclusions(self) -> list[MaintenanceWindow]:
         return [w for w in self.maintenance_windows if w.is_exclusion]
 
 

@@ -1,7 +1,7 @@
 """What one step asks of a host: the depot.software.step entry (action and module options) the
 playbook runs, built from the step, its policy and its package, and how the run connects to the
-hosts (the targets' connection credential). Secrets are not in it: they go to the run's environment
-and the entry reads them with an expression (a private key goes to ssh-agent)."""
+hosts (the targets' connection credential). Secrets are not in it: the entry refers to them by name,
+and the runner hands them to ansible-playbook in memory (a private key goes to ssh-agent)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from depot.packages.content import signed_url
 from depot.packages.models import Package
 from depot.policies.models import Policy
 from depot.security import Keys
-from depot.execution.varsfile import env_lookup
+from depot.execution.varsfile import secret_ref
 from depot.targets.models import Target
 
 
@@ -27,14 +27,14 @@ class PlanError(ValueError):
 @dataclass
 class StepPlan:
     entry: dict                               # one item of depot_steps
-    secrets: dict[str, str] = field(default_factory=dict)   # environment variable -> secret value
+    secrets: dict[str, str] = field(default_factory=dict)   # name -> secret value (varsfile.secret_ref)
     connection: dict = field(default_factory=dict)          # connection variables (extra vars of the run)
     ssh_key: str | None = None                              # private key for the run's ssh-agent
 
 
 def connection_vars(credential: Credential, keys: Keys) -> tuple[dict, dict[str, str], str | None]:
-    """How a run connects with ``credential``: (extra vars, secrets for the run's environment, private
-    key for ssh-agent). The vars carry no secret, only expressions reading it from the environment."""
+    """How a run connects with ``credential``: (extra vars, secrets by name, private key for
+    ssh-agent). The vars carry no secret, only references to it (depot.execution.varsfile)."""
     kind, options = credential.kind, credential.options or {}
     variables: dict = dict(ansible_user=credential.username)
     if kind == "winrm":
@@ -56,9 +56,9 @@ def connection_vars(credential: Credential, keys: Keys) -> tuple[dict, dict[str,
     if secret is not None:
         name = f"DEPOT_SECRET_CONNECTION_{credential.id}"
         secrets[name] = secret
-        variables["ansible_password"] = env_lookup(name)
+        variables["ansible_password"] = secret_ref(name)
         if kind == "ssh_password" and options.get("become"):
-            variables["ansible_become_password"] = env_lookup(name)
+            variables["ansible_become_password"] = secret_ref(name)
     return variables, secrets, None
 
 
@@ -119,7 +119,7 @@ def plan_step(session: Session, step: Step, keys: Keys, public_url: str, ttl: in
             if credential.secret:
                 name = f"DEPOT_SECRET_RUN_AS_{credential.id}"
                 plan.secrets[name] = keys.decrypt(credential.secret)
-                args["run_as_password"] = env_lookup(name)
+                args["run_as_password"] = secret_ref(name)
         args.update(policy.options or {})
     else:
         action = step.action

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-import json
 import os
 import shutil
 import sys
@@ -186,9 +185,9 @@ def run_batch(factory: sessionmaker[Session], settings: Settings, keys: Keys, ru
         ANSIBLE_FORCE_COLOR="False",
         ANSIBLE_NOCOLOR="True",
         PATH=os.pathsep.join([BIN_DIR, os.environ.get("PATH", os.defpath)]),
-        **plan.secrets,  # only in the process environment: suppress_env_files keeps them off disk
     )
     status = "error"
+    secrets = SecretsFile(plan.secrets) if plan.secrets else None
     try:
         runner = ansible_runner.run(
             private_data_dir=str(run_dir),
@@ -196,12 +195,11 @@ def run_batch(factory: sessionmaker[Session], settings: Settings, keys: Keys, ru
             playbook="deploy.yml",
             inventory=inventories,
             limit=",".join(hosts),
-            cmdline=f"-e @{vars_file}",
+            cmdline=f"-e @{vars_file}" + (f" -e @{secrets.path}" if secrets else ""),
             envvars=envvars,
             ssh_key=plan.ssh_key,   # fed to the run's ssh-agent through a fifo, never a file
             forks=max(1, min(len(hosts), settings.worker_forks)),
-            event_handler=sink.handle,
-            status_handler=lambda data, runner_config: _mask_command(Path(runner_config.artifact_dir), plan.secrets),
+            event_handler=sink.handle if secrets is None else _forgetting(secrets, sink.handle),
             cancel_callback=cancel_requested,
             suppress_env_files=True,
             quiet=True,
@@ -210,42 +208,34 @@ def run_batch(factory: sessionmaker[Session], settings: Settings, keys: Keys, ru
     finally:
         sink.flush()
         finish_run(factory, run_id, status, sink.events, actor)
-        _mask_command(run_dir / "artifacts", plan.secrets)
         _drop_private_files(run_dir)
         shutil.rmtree(control_dir, ignore_errors=True)
+        if secrets:
+            secrets.forget()
     return status
 
 
-def _mask_command(artifacts: Path, secrets: dict[str, str]) -> None:
-    """ansible-runner writes the run's environment, secrets included, to ``<ident>/command`` before
-    the 'running' status: mask them there before ansible-playbook starts (and again at the end)."""
-    if not secrets:
-        return
-    for path in [artifacts / "command", *artifacts.glob("*/command")]:
-        if not path.is_file():
-            continue
-        command = json.loads(path.read_text(encoding="utf-8"))
-        env = command.get("env") or {}
-        if any(name in env for name in secrets):
-            command["env"] = {k: "********" if k in secrets else v for k, v in env.items()}
-            path.write_text(json.dumps(command, ensure_ascii=False), encoding="utf-8")
+def _forgetting(secrets: "SecretsFile", handle):
+    """An event handler that first removes the secrets file: any event means it has been read."""
+    def handler(event: dict) -> bool:
+        secrets.forget()
+        return handle(event)
+    return handler
 
 
-def finish_run(factory: sessionmaker[Session], run_id: int, status: str, events: int, actor: str) -> None:
-    """Record the run's end. A host still Active has no result: the run died or lost it mid-way,
-    so it is Inconclusive (and re-verified once)."""
-    with transaction(factory) as session:
-        run = session.get(Run, run_id)
-        run.status, run.finished_at, run.events = status, utcnow(), events
-        lost = session.scalars(select(HostResult).where(HostResult.run_id == run_id, HostResult.status == H.ACTIVE)).all()
-        lifecycle.mark_inconclusive(session, lost, cause=f"the run ended ({status}) with no result for this host",
-                                    actor=actor)
-        lifecycle.settle(session, actor, [run.deployment_id])
+class SecretsFile:
+    """The run's secrets as an extra-vars document in memory: a 0600 file in a private 0700
+    directory on the RAM-backed /dev/shm, removed as soon as ansible-playbook has read it (its
+    first event: extra vars are loaded before the playbook starts) and in any case when the run
+    ends. Never on a disk, in the private data dir, in an environment (ansible-runner writes the
+    environment to its ``command`` artifact) or in the artifacts."""
 
+    def __init__(self, secrets: dict[str, str], base: str = "/dev/shm"):
+        self.dir = tempfile.mkdtemp(prefix="depot-secrets-", dir=base)
+        self.path = os.path.join(self.dir, "secrets.yml")
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(varsfile.secrets_document(secrets))
 
-def _drop_private_files(run_dir: Path) -> None:
-    """Keep the artifacts (the full output the API serves); drop what ansible-runner staged."""
-    for name in ("env", "inventory", "project"):
-        path = run_dir / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
+    def forget(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)

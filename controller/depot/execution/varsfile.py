@@ -1,7 +1,11 @@
 """Extra-vars files that Ansible will not template: every string a user gave is written as
 ``!unsafe``, so ``{{ lookup('pipe', ...) }}`` in a package argument stays text. Only the
-controller's own expressions (:class:`Expression`, e.g. reading a secret from the run's
-environment) are left for Ansible to evaluate."""
+controller's own expressions (:class:`Expression`, e.g. a reference to a secret) are left for
+Ansible to evaluate.
+
+Secrets are not in the vars file: it refers to them (:func:`secret_ref`) and they travel in a
+second document (:func:`secrets_document`) that the runner hands to ansible-playbook through an
+in-memory file (depot.execution.runner), never the disk, the environment or the artifacts."""
 
 from __future__ import annotations
 
@@ -39,8 +43,16 @@ def dump(data: dict) -> str:
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
 
 
-def env_lookup(name: str) -> Expression:
-    """An expression that reads ``name`` from the environment of the ansible-playbook process."""
+SECRETS_VAR = "depot_secrets"
+
+
+def secret_ref(name: str) -> Expression:
+    """An expression that reads the secret ``name`` from the run's secrets document."""
     if not name.replace("_", "").isalnum():
-        raise ValueError(f"not an environment variable name: {name!r}")
-    return Expression("{{ lookup('ansible.builtin.env', '%s') }}" % name)
+        raise ValueError(f"not a secret name: {name!r}")
+    return Expression("{{ %s['%s'] }}" % (SECRETS_VAR, name))
+
+
+def secrets_document(secrets: dict[str, str]) -> str:
+    """The extra vars holding the secrets (``!unsafe``: a secret is never templated either)."""
+    return dump({SECRETS_VAR: dict(secrets)})

@@ -8,6 +8,7 @@ from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from depot.database.core import Base, utcnow
+from depot.scheduling.models import MaintenanceWindow
 
 
 class Target(Base):
@@ -29,7 +30,7 @@ class Target(Base):
 
     # The target's maintenance windows and exclusions (depot.scheduling.models.MaintenanceWindow):
     # a host may be worked on when its deployment's windows AND its targets' windows are open.
-    maintenance_windows: Mapped[list["MaintenanceWindow"]] = relationship(  # noqa: F821
+    maintenance_windows: Mapped[list[MaintenanceWindow]] = relationship(
         order_by="MaintenanceWindow.id", cascade="all, delete-orphan")
 
     @property

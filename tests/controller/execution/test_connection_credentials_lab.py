@@ -133,8 +133,8 @@ def test_a_wrong_key_or_a_refused_password_ends_unreachable(controller, lab, key
     wrong = tmp_path / "wrong"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "wrong", "-f", str(wrong)], check=True)
     wrong_key = wrong.read_text()
-    # The lab's sshd takes keys only: a password is refused, which shows the env-read password
-    # reaches ssh (through sshpass) and stays out of every file.
+    # The lab's sshd takes keys only: a password is refused, which shows the password reaches ssh
+    # (through sshpass) and stays out of every file.
     key_run, key_marker = deploy(factory, keys, keyless_inventory, ["h4", "h5"], "ssh_key", wrong_key, timeout=3)
     password_run, _ = deploy(factory, keys, keyless_inventory, ["h6"], "ssh_password", CANARY, timeout=3)
     run_until_complete(factory, worker, [key_run, password_run], limit=180)
@@ -151,5 +151,8 @@ def test_a_wrong_key_or_a_refused_password_ends_unreachable(controller, lab, key
     assert files_containing(runs, CANARY.encode()) == []
     assert files_containing(runs, wrong_key.strip().splitlines()[2].encode()) == []
     assert CANARY.encode() not in database_bytes(settings)
+    # The secret never was in the run's environment (which ansible-runner writes to `command`),
+    # and its in-memory vars file is gone with the run.
     commands = list(runs.rglob("command"))
-    assert commands and any(b"DEPOT_SECRET_CONNECTION_" in p.read_bytes() for p in commands)   # masked, not absent
+    assert commands and not any(b"DEPOT_SECRET" in p.read_bytes() for p in commands)
+    assert not list(Path("/dev/shm").glob("depot-secrets-*"))

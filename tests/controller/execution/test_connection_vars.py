@@ -1,8 +1,12 @@
 """How a run connects with a target's credential: the connection variables of each kind carry no
-secret (only expressions reading the run's environment), the secrets go to the environment, a
-private key to ssh-agent; and the secrets are masked in ansible-runner's `command` artifact."""
+secret (only references to the run's secrets), a private key goes to ssh-agent; and the secrets
+reach ansible-playbook through an in-memory file, not the disk or the environment."""
 
+import hashlib
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -13,7 +17,7 @@ from depot.database.core import make_engine, make_sessionmaker, transaction
 from depot.deployments.models import Deployment, Step
 from depot.execution import varsfile
 from depot.execution.plan import PlanError, connection_vars, plan_step
-from depot.execution.runner import _mask_command
+from depot.execution.runner import SecretsFile
 from depot.security import Keys
 from depot.targets.models import Target
 
@@ -32,7 +36,7 @@ def credential(keys, kind, secret=CANARY, username="deployer", **options):
 
 
 def lookup(name):
-    return "{{ lookup('ansible.builtin.env', '%s') }}" % name
+    return "{{ depot_secrets['%s'] }}" % name
 
 
 ENV = "DEPOT_SECRET_CONNECTION_7"
@@ -127,12 +131,24 @@ def test_plan_step_connects_with_the_targets_credential(database_url, keys, inve
         engine.dispose()
 
 
-def test_secrets_are_masked_in_the_command_artifact(tmp_path):
-    ident = tmp_path / "artifacts" / "0b1c"
-    ident.mkdir(parents=True)
-    (ident / "command").write_text(json.dumps({"command": ["ansible-playbook"], "cwd": "/x",
-                                               "env": {"PATH": "/bin", ENV: CANARY}}))
-    _mask_command(tmp_path / "artifacts", {ENV: CANARY})
-    command = json.loads((ident / "command").read_text())
-    assert command["env"] == {"PATH": "/bin", ENV: "********"}
-    assert CANARY not in (ident / "command").read_text()
+def test_ansible_playbook_reads_the_secrets_from_memory_and_never_templates_them(tmp_path):
+    hostile = "{{ lookup('ansible.builtin.pipe', 'touch %s') }}" % (tmp_path / "pwned")
+    playbook = tmp_path / "check.yml"
+    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"ansible.builtin.assert": {"that": ["depot_secrets['A'] | hash('sha256') == expected",
+                                             "plain == depot_secrets['A']"]},
+         "vars": {"plain": str(varsfile.secret_ref("A")), "expected": hashlib.sha256(CANARY.encode()).hexdigest()}},
+        {"ansible.builtin.assert": {"that": ["depot_secrets['B'] is string", "'pipe' in depot_secrets['B']"]}},
+    ]}]))
+    secrets = SecretsFile({"A": CANARY, "B": hostile})
+    try:
+        assert secrets.path.startswith("/dev/shm/") and Path(secrets.path).stat().st_mode & 0o077 == 0
+        run = subprocess.run([str(Path(sys.executable).with_name("ansible-playbook")), "-i", "localhost,", "-c", "local",
+                              str(playbook), "-e", f"@{secrets.path}"], capture_output=True, text=True, cwd=tmp_path)
+    finally:
+        secrets.forget()
+    assert not Path(secrets.dir).exists()
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert not (tmp_path / "pwned").exists()
+    assert CANARY not in run.stdout + run.stderr
+    assert not any(CANARY in f.read_text(errors="replace") for f in tmp_path.rglob("*") if f.is_file())
