@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from depot import __version__
 from depot.config import Settings
@@ -17,7 +17,8 @@ from depot.credentials.views import router as credentials_router
 from depot.database.core import make_engine, make_sessionmaker
 from depot.deployments.views import router as deployments_router
 from depot.deployments.views import runs_router, schedules_router
-from depot.dependencies import DbSession, allow
+from depot.audit.views import router as audit_router
+from depot.dependencies import DbSession, allow, audited
 from depot.errors import DepotError, Invalid
 from depot.hosts.views import router as hosts_router
 from depot.notifications.views import router as notifications_router
@@ -55,6 +56,15 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def invalid_transition(_request: Request, exc: InvalidTransition):
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
+    # A number beyond what the database stores (an id past 32 bits on PostgreSQL, 64 on SQLite):
+    # bad input, like any other, and the transaction is rolled back.
+    @app.exception_handler(DataError)
+    @app.exception_handler(OverflowError)
+    async def out_of_range(_request: Request, exc: Exception):
+        return JSONResponse({"detail": Invalid([(["request"], "a number is out of the range the database stores "
+                                                              "(e.g. an id beyond 32 bits)")]).detail()},
+                            status_code=422)
+
     @app.exception_handler(IntegrityError)
     async def integrity_error(_request: Request, exc: IntegrityError):
         return JSONResponse({"detail": f"conflicts with stored data: {exc.orig}"}, status_code=409)
@@ -90,10 +100,12 @@ def create_app(settings: Settings) -> FastAPI:
     for router, read, write in (
             (packages_router, VIEWER, OPERATOR), (targets_router, VIEWER, OPERATOR),
             (policies_router, VIEWER, OPERATOR), (deployments_router, VIEWER, OPERATOR), (runs_router, VIEWER, VIEWER),
-            (schedules_router, VIEWER, VIEWER), (notifications_router, VIEWER, OPERATOR),
-            (credentials_router, ADMIN, ADMIN)):
-        api.include_router(router, dependencies=[allow(read, write)])
-    for router in (content_router, hosts_router, users_router, tokens_router):
+            (notifications_router, VIEWER, OPERATOR), (credentials_router, ADMIN, ADMIN)):
+        api.include_router(router, dependencies=[allow(read, write), Depends(audited, scope="function")])
+    api.include_router(schedules_router, dependencies=[allow(VIEWER, VIEWER)])   # previews: nothing to audit
+    for router in (users_router, tokens_router):
+        api.include_router(router, dependencies=[Depends(audited, scope="function")])
+    for router in (content_router, hosts_router, audit_router):
         api.include_router(router)
     app.include_router(api)
     return app

@@ -8,6 +8,7 @@ from typing import Annotated, Iterator
 from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from depot.audit import service as audit
 from depot.config import Settings
 from depot.database.core import transaction, utcnow
 from depot.security import Keys
@@ -45,6 +46,27 @@ def allow(read: str, write: str):
     return Depends(check)
 
 
+def audited(request: Request, session: Annotated[Session, Depends(get_session, scope="function")],
+            user: CurrentUser) -> Iterator[None]:
+    """A router's dependency: every change it makes is recorded in the audit trail, in the same
+    transaction, with the objects it created (depot.audit)."""
+    if request.method in ("GET", "HEAD"):
+        yield
+        return
+    created = audit.Created(session)
+    try:
+        yield
+    finally:
+        objects = created.stop()
+    route = request.scope.get("route")
+    segments = request.url.path.removeprefix("/api/v1/").split("/")
+    object_id = next(iter(request.path_params.values()), None)
+    if object_id is None and objects:
+        object_id = objects[0][1]
+    audit.record(session, f"user:{user.name}", getattr(route, "name", request.url.path), segments[0], object_id,
+                 created=[f"{table}:{ident}" for table, ident in objects][:50])
+
+
 def role(name: str):
     """A route's dependency: the user must have at least this role."""
     def check(request: Request, user: CurrentUser) -> None:
@@ -65,7 +87,7 @@ def get_sessionmaker(request: Request) -> sessionmaker[Session]:
 
 
 class Pagination:
-    def __init__(self, page: Annotated[int, Query(ge=1, description="Page number, from 1.")] = 1,
+    def __init__(self, page: Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")] = 1,
                  page_size: Annotated[int, Query(ge=1, le=500, description="Items per page (≤ 500).")] = 50):
         self.page = page
         self.page_size = page_size

@@ -1,5 +1,6 @@
 """Every model, imported in one place for Alembic and for create_all in tests."""
 
+from depot.audit.models import AuditEvent  # noqa: F401
 from depot.credentials.models import Credential  # noqa: F401
 from depot.database.core import Base  # noqa: F401
 from depot.deployments.models import Deployment, HostResult, Run, Step  # noqa: F401

@@ -11,7 +11,7 @@ from depot import modulespec
 from depot.execution.wakeup import WakeOptions
 from depot.scheduling.rules import MAX_PREVIEW
 from depot.orchestration.states import DeploymentOutcome, DeploymentState, HostStatus
-from depot.scheduling.schemas import WindowFields, WindowRead
+from depot.scheduling.schemas import LOCAL_TIME, WindowFields, WindowRead
 from depot.schemas import InModel, ReadModel
 
 ExitCode = Annotated[int, Field(ge=-2 ** 31, le=2 ** 31 - 1)]
@@ -178,7 +178,7 @@ class ScheduleFields(InModel):
 class ScheduleRead(ReadModel):
     rrule: str = Field(description="Normalised")
     timezone: str
-    start: dt.datetime = Field(description="Local wall time in `timezone`")
+    start: dt.datetime = Field(description="Local wall time in `timezone` (no offset)", json_schema_extra=LOCAL_TIME)
     misfire: Misfire
     grace_seconds: int
     rerun: Rerun | None
@@ -281,6 +281,12 @@ class HostReport(ReadModel):
     log_tail: str | None
 
 
+class ExportRow(HostReport):
+    """A row of the report's JSON export (the CSV export has the same columns, attempts counted)."""
+
+    deployment_id: int
+
+
 class ReportPage(ReadModel):
     items: list[HostReport]
     total: int
@@ -318,7 +324,8 @@ class SchedulePreviewRequest(InModel):
 class OccurrenceRead(BaseModel):
     at: dt.datetime = Field(description="UTC")
     local: dt.datetime = Field(description="When it runs by the clocks of the schedule's zone (with offset)")
-    wall_time: dt.datetime = Field(description="The local wall time the rule asked for")
+    wall_time: dt.datetime = Field(description="The local wall time the rule asked for (no offset)",
+                                   json_schema_extra=LOCAL_TIME)
     adjustment: Literal["gap", "fold"] | None = Field(description=(
         "gap: the wall time does not exist (clocks spring forward), shifted forward by the gap; fold: it exists "
         "twice (clocks go back), run at the first"))

@@ -16,7 +16,7 @@ from depot.database.core import transaction
 from depot.dependencies import Actor, CurrentUser, DbSession, Paging, Sessions
 from depot.deployments import service
 from depot.deployments.schemas import (
-    DeploymentCreate, DeploymentRead, DeploymentUpdate, HostReport, ReportFormat, ReportPage, RunRead, SchedulePreview,
+    DeploymentCreate, DeploymentRead, DeploymentUpdate, ExportRow, HostReport, ReportFormat, ReportPage, RunRead, SchedulePreview,
     SchedulePreviewRequest, StartResult, StepCreate, StepRead, StepUpdate,
 )
 from depot.errors import NotFound
@@ -197,7 +197,8 @@ def _export(sessions, deployment_id: int, statement, fmt: str) -> Iterator[str]:
             yield "]\n"
 
 
-@router.get("/{deployment_id}/report", response_model=ReportPage, summary=(
+@router.get("/{deployment_id}/report", response_model=ReportPage | list[ExportRow],
+            responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}, summary=(
     "Per step per host status, filterable and paginated; ?format=csv|json exports every matching row"))
 def get_report(session: DbSession, sessions: Sessions, paging: Paging, deployment_id: int,
                status_: Annotated[list[HostStatus] | None, Query(alias="status")] = None,

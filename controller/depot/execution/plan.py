@@ -30,6 +30,7 @@ class StepPlan:
     secrets: dict[str, str] = field(default_factory=dict)   # name -> secret value (varsfile.secret_ref)
     connection: dict = field(default_factory=dict)          # connection variables (extra vars of the run)
     ssh_key: str | None = None                              # private key for the run's ssh-agent
+    credentials: list[int] = field(default_factory=list)    # ids of the credentials it uses (audited)
 
 
 def connection_vars(credential: Credential, keys: Keys) -> tuple[dict, dict[str, str], str | None]:
@@ -116,6 +117,7 @@ def plan_step(session: Session, step: Step, keys: Keys, public_url: str, ttl: in
             if credential is None:
                 raise PlanError(f"step {step.position}: policy {policy.name!r} runs as a user but has no credential")
             args["run_as_user"] = credential.username
+            plan.credentials.append(credential.id)
             if credential.secret:
                 name = f"DEPOT_SECRET_RUN_AS_{credential.id}"
                 plan.secrets[name] = keys.decrypt(credential.secret)
@@ -143,6 +145,7 @@ def plan_step(session: Session, step: Step, keys: Keys, public_url: str, ttl: in
         plan.entry["unless_boot_id"] = options["unless_boot_id"]
     credential = step_credential(session, step)
     if credential is not None:
+        plan.credentials.append(credential.id)
         plan.connection, secrets, plan.ssh_key = connection_vars(credential, keys)
         plan.secrets.update(secrets)
     return plan

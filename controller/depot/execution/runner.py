@@ -16,6 +16,7 @@ import ansible_runner
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from depot.audit import service as audit
 from depot.config import Settings
 from depot.database.core import transaction, utcnow
 from depot.deployments.models import HostResult, Run, Step
@@ -163,6 +164,9 @@ def run_batch(factory: sessionmaker[Session], settings: Settings, keys: Keys, ru
             run.status, run.finished_at = "error", utcnow()
             lifecycle.settle(session, actor, [run.deployment_id])
             return "error"
+        for credential_id in plan.credentials:
+            audit.record(session, actor, "credential.use", "credentials", credential_id, run_id=run_id,
+                         deployment_id=run.deployment_id, step=step.position, hosts=len(hosts))
         run.artifact_dir = str(run_dir / "artifacts")
         run.status = "running"
         deployment_id = run.deployment_id
@@ -239,3 +243,23 @@ class SecretsFile:
 
     def forget(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def finish_run(factory: sessionmaker[Session], run_id: int, status: str, events: int, actor: str) -> None:
+    """Record the run's end. A host still Active has no result: the run died or lost it mid-way,
+    so it is Inconclusive (and re-verified once)."""
+    with transaction(factory) as session:
+        run = session.get(Run, run_id)
+        run.status, run.finished_at, run.events = status, utcnow(), events
+        lost = session.scalars(select(HostResult).where(HostResult.run_id == run_id, HostResult.status == H.ACTIVE)).all()
+        lifecycle.mark_inconclusive(session, lost, cause=f"the run ended ({status}) with no result for this host",
+                                    actor=actor)
+        lifecycle.settle(session, actor, [run.deployment_id])
+
+
+def _drop_private_files(run_dir: Path) -> None:
+    """Keep the artifacts (the full output the API serves); drop what ansible-runner staged."""
+    for name in ("env", "inventory", "project"):
+        path = run_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)

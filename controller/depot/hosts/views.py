@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Request
 
+from depot.audit import service as audit
 from depot.database.core import utcnow
 from depot.dependencies import CurrentKeys, CurrentSettings, DbSession, role
 from depot.hosts import service
@@ -40,4 +41,5 @@ def checkin(session: DbSession, keys: CurrentKeys, request: Request, name: HostN
     service.verify_token(keys, name, token if scheme.lower() == "bearer" else None, now)
     address = request.client.host if request.client else None
     pending, due = service.checkin(session, name, address, now, actor=f"host:{name}")
+    audit.record(session, f"host:{name}", "checkin", "hosts", name, address=address, made_due=due)
     return CheckinResult(host=name, address=address, pending=pending, started_now=due)

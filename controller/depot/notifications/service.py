@@ -172,6 +172,10 @@ def create(session: Session, keys: Keys, data: SubscriptionCreate) -> Subscripti
 
 def update(session: Session, keys: Keys, subscription: Subscription, data: SubscriptionUpdate) -> Subscription:
     changes = data.model_dump(exclude_unset=True, exclude={"secret"})
+    nulls = [f for f in ("name", "channel", "address", "events", "min_sample", "enabled")
+             if f in changes and changes[f] is None]
+    if nulls:
+        raise Invalid([(["body", f], f"{f} cannot be null") for f in nulls])
     current = {f: getattr(subscription, f) for f in FIELDS}
     if THRESHOLD not in changes.get("events", current["events"]) and "threshold_percent" not in changes:
         current["threshold_percent"] = None     # dropping the event drops its threshold

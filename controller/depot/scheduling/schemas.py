@@ -9,6 +9,9 @@ from pydantic import Field
 
 from depot.schemas import InModel, ReadModel
 
+#: A local wall time has no UTC offset, so it is not an RFC 3339 "date-time": its own format.
+LOCAL_TIME = {"format": "local-date-time"}
+
 
 class WindowFields(InModel):
     """A maintenance window or exclusion period: one_off (start and end, with a UTC offset) or
@@ -25,7 +28,8 @@ class WindowFields(InModel):
 class WindowRead(ReadModel):
     id: int
     kind: Literal["one_off", "recurring"]
-    start: dt.datetime
+    start: dt.datetime = Field(description="one_off: UTC (with offset); recurring: local wall time (no offset)",
+                               json_schema_extra=LOCAL_TIME)
     end: dt.datetime | None
     rrule: str | None
     timezone: str | None

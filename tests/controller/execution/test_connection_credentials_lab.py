@@ -14,6 +14,7 @@ from depot.config import Settings
 from depot.credentials.models import Credential
 from depot.database.core import make_engine, make_sessionmaker, transaction
 from depot.database.migrate import upgrade
+from depot.audit.models import AuditEvent
 from depot.deployments.models import Deployment, HostResult, Run, Step
 from depot.execution.worker import Worker
 from depot.orchestration.states import DeploymentOutcome, DeploymentState, HostStatus
@@ -81,6 +82,9 @@ def run_until_complete(factory, worker, deployment_ids, limit=300):
         with factory() as s:
             if all(s.get(Deployment, d).state is DeploymentState.COMPLETED for d in deployment_ids):
                 worker.drain(60)
+                # Every run ended on its own terms: none crashed in the controller and left hosts behind.
+                with factory() as s:
+                    assert all(r.finished_at is not None for r in s.scalars(select(Run))), "a run did not finish"
                 return
         time.sleep(0.5)
     raise AssertionError("the deployments did not complete in time")
@@ -147,6 +151,9 @@ def test_a_wrong_key_or_a_refused_password_ends_unreachable(controller, lab, key
         with factory() as s:
             assert s.get(Deployment, deployment_id).outcome is DeploymentOutcome.FAILED
     assert not lab.host_path("h4", key_marker).exists()
+    with factory() as s:   # each run's use of its credential is in the audit trail
+        uses = s.scalars(select(AuditEvent).where(AuditEvent.action == "credential.use")).all()
+        assert {u.detail["deployment_id"] for u in uses} == {key_run, password_run}
     runs = Path(settings.data_dir) / "runs"
     assert files_containing(runs, CANARY.encode()) == []
     assert files_containing(runs, wrong_key.strip().splitlines()[2].encode()) == []

@@ -53,6 +53,9 @@ def run_until_complete(factory, worker, deployment_id, limit=300):
         with factory() as s:
             if s.get(Deployment, deployment_id).state is DeploymentState.COMPLETED:
                 worker.drain(60)
+                # Every run ended on its own terms: none crashed in the controller and left hosts behind.
+                with factory() as s:
+                    assert all(r.finished_at is not None for r in s.scalars(select(Run))), "a run did not finish"
                 return
         time.sleep(0.5)
     raise AssertionError("the deployment did not complete in time")

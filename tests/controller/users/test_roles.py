@@ -21,7 +21,7 @@ OPEN = {("GET", "/api/v1/health"), ("GET", "/api/v1/content/{sha256}/{filename}"
 
 def required_role(method: str, path: str) -> str:
     """The matrix: what each route needs, written out independently of the code that enforces it."""
-    if path.startswith(("/api/v1/credentials", "/api/v1/users")) or path.endswith("/checkin-token"):
+    if path.startswith(("/api/v1/credentials", "/api/v1/users", "/api/v1/audit")) or path.endswith("/checkin-token"):
         return "admin"
     if path.startswith(("/api/v1/runs", "/api/v1/schedules", "/api/v1/tokens")):
         return "viewer"           # reads, previews, and each user's own tokens
