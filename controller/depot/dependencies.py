@@ -50,7 +50,9 @@ def audited(request: Request, session: Annotated[Session, Depends(get_session, s
             user: CurrentUser) -> Iterator[None]:
     """A router's dependency: every change it makes is recorded in the audit trail, in the same
     transaction, with the objects it created (depot.audit)."""
-    if request.method in ("GET", "HEAD"):
+    route = request.scope.get("route")
+    name = getattr(route, "name", request.url.path)
+    if request.method in ("GET", "HEAD") or name.startswith("preview"):   # reads and previews change nothing
         yield
         return
     created = audit.Created(session)
@@ -58,12 +60,11 @@ def audited(request: Request, session: Annotated[Session, Depends(get_session, s
         yield
     finally:
         objects = created.stop()
-    route = request.scope.get("route")
     segments = request.url.path.removeprefix("/api/v1/").split("/")
     object_id = next(iter(request.path_params.values()), None)
     if object_id is None and objects:
         object_id = objects[0][1]
-    audit.record(session, f"user:{user.name}", getattr(route, "name", request.url.path), segments[0], object_id,
+    audit.record(session, f"user:{user.name}", name, segments[0], object_id,
                  created=[f"{table}:{ident}" for table, ident in objects][:50])
 
 
