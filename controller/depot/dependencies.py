@@ -24,10 +24,15 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, else None."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
 def current_user(request: Request, session: Annotated[Session, Depends(get_session, scope="function")]) -> User:
     """The user of the request's bearer token; 401 without a valid one."""
-    scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
-    return users.authenticate(session, token.strip() if scheme.lower() == "bearer" else None, utcnow())
+    return users.authenticate(session, bearer_token(request.headers.get("authorization")), utcnow())
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

@@ -19,7 +19,7 @@ from depot.deployments.schemas import (
 )
 from depot.execution.wakeup import WakeOptions, parse_mac
 from depot.errors import Conflict, Invalid, NotFound, not_found
-from depot.orchestration import lifecycle
+from depot.orchestration import counts, lifecycle
 from depot.orchestration.service import set_deployment_state, set_host_status
 from depot.orchestration.states import SUCCESSFUL_HOST_STATUSES, DeploymentOutcome, DeploymentState, HostStatus
 from depot.packages.models import Package
@@ -602,9 +602,7 @@ def report_page(session: Session, statement, page: int, page_size: int) -> tuple
 
 
 def status_counts(session: Session, deployment_id: int) -> dict[str, int]:
-    rows = session.execute(select(HostResult.status, func.count()).where(HostResult.deployment_id == deployment_id)
-                           .group_by(HostResult.status)).all()
-    return {status.value: count for status, count in rows}
+    return {status.value: n for status, n in counts.status_counts(session, deployment_id).items()}
 
 
 def get_run(session: Session, run_id: int) -> Run:

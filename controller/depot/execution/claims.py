@@ -79,10 +79,10 @@ class Claimed:
     wakes: list[Wake] = field(default_factory=list)
 
 
-def _current_positions(session: Session, deployment_ids: set[int]) -> dict[int, int]:
-    """Per deployment, the first step position some host has not finished."""
+def _first_unfinished(session: Session, deployment_ids: set[int], column) -> dict[int, int]:
+    """Per deployment, the lowest ``column`` (step position, ring) among the unfinished host results."""
     return dict(session.execute(
-        select(HostResult.deployment_id, func.min(HostResult.position))
+        select(HostResult.deployment_id, func.min(column))
         .where(HostResult.deployment_id.in_(deployment_ids), HostResult.status.in_(UNFINISHED))
         .group_by(HostResult.deployment_id)).all())
 
@@ -112,14 +112,6 @@ def _owners(session: Session, hosts: set[str]) -> dict[str, int]:
         if (deployment_id, host) in started:
             owners[host] = min(deployment_id, owners.get(host, deployment_id))
     return owners
-
-
-def _current_rings(session: Session, deployment_ids: set[int]) -> dict[int, int]:
-    """Per deployment, the first ring some host has not finished."""
-    return dict(session.execute(
-        select(HostResult.deployment_id, func.min(HostResult.ring))
-        .where(HostResult.deployment_id.in_(deployment_ids), HostResult.status.in_(UNFINISHED))
-        .group_by(HostResult.deployment_id)).all())
 
 
 def on_lan(address: str | None, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
@@ -231,8 +223,8 @@ def claim(session: Session, worker: str, capacity: int, now: dt.datetime, lease_
     deployments = {d.id: d for d in session.scalars(select(Deployment).where(Deployment.id.in_(deployment_ids)))}
     # The budget is checked in the same transaction as the claim: no ring starts past a failure.
     paused = {d.id for d in deployments.values() if lifecycle.check_budget(session, d, f"worker:{worker}")}
-    current = _current_positions(session, deployment_ids)
-    rings = _current_rings(session, deployment_ids)
+    current = _first_unfinished(session, deployment_ids, HostResult.position)
+    rings = _first_unfinished(session, deployment_ids, HostResult.ring)
     per_host = _host_positions(session, deployment_ids, hosts)
     owners = _owners(session, hosts)
     active = dict(session.execute(

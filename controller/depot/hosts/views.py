@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Path, Request
 
 from depot.audit import service as audit
 from depot.database.core import utcnow
-from depot.dependencies import CurrentKeys, CurrentSettings, DbSession, role
+from depot.dependencies import CurrentKeys, CurrentSettings, DbSession, bearer_token, role
 from depot.hosts import service
 from depot.hosts.schemas import CheckinResult, CheckinToken, HostRead
 from depot.users.service import ADMIN, VIEWER
@@ -37,8 +37,7 @@ def get_checkin_token(keys: CurrentKeys, settings: CurrentSettings, name: HostNa
 def checkin(session: DbSession, keys: CurrentKeys, request: Request, name: HostName,
             authorization: Annotated[str | None, Header()] = None):
     now = utcnow()
-    scheme, _, token = (authorization or "").partition(" ")
-    service.verify_token(keys, name, token if scheme.lower() == "bearer" else None, now)
+    service.verify_token(keys, name, bearer_token(authorization), now)
     address = request.client.host if request.client else None
     pending, due = service.checkin(session, name, address, now, actor=f"host:{name}")
     audit.record(session, f"host:{name}", "checkin", "hosts", name, address=address, made_due=due)

@@ -46,20 +46,20 @@ from email.message import EmailMessage
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy import update as update_rows
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from depot.config import Settings
 from depot.database.core import transaction, utcnow
-from depot.deployments.models import Deployment, HostResult, Step
+from depot.deployments.models import Deployment, Step
 from depot.errors import Conflict, Invalid, not_found
 from depot.notifications.models import Delivery, Subscription
 from depot.notifications.schemas import (
     SubscriptionCreate, SubscriptionFields, SubscriptionRead, SubscriptionUpdate,
 )
-from depot.orchestration.states import TERMINAL_HOST_STATUSES, HostStatus
+from depot.orchestration.counts import finished_and_failed, status_counts
 from depot.policies.models import Policy
 from depot.schemas import validate_merged
 from depot.security import Keys
@@ -68,8 +68,6 @@ log = logging.getLogger("depot.notifications")
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 THRESHOLD = "deployment.threshold"
-FAILING = (HostStatus.FAILED, HostStatus.UNREACHABLE, HostStatus.UNKNOWN)
-FINISHED = tuple(s for s in TERMINAL_HOST_STATUSES if s is not HostStatus.CANCELLED)
 CLAIM_SECONDS = 300     # longer than any one send (timeouts are 10 s): a claimed delivery is not due before
 MAX_BACKOFF_SECONDS = 3600
 WEBHOOK_TIMEOUT = 10.0
@@ -206,14 +204,6 @@ def _value(value):
     return getattr(value, "value", value)
 
 
-def _status_counts(session: Session, deployment_id: int) -> dict[str, int]:
-    # depot.deployments.service.status_counts, repeated here: that module imports the orchestration
-    # code, which imports this one.
-    rows = session.execute(select(HostResult.status, func.count()).where(HostResult.deployment_id == deployment_id)
-                           .group_by(HostResult.status)).all()
-    return {_value(status): count for status, count in rows}
-
-
 def _matching(session: Session, deployment: Deployment, event: str) -> list[Subscription]:
     """Enabled subscriptions to ``event`` of this deployment: its own, its steps' policies', global ones."""
     policies = select(Step.policy_id).where(Step.deployment_id == deployment.id, Step.policy_id.is_not(None))
@@ -248,7 +238,7 @@ def _payload(session: Session, deployment: Deployment, event: str, details: dict
         "deployment": {"id": deployment.id, "name": deployment.name, "state": _value(deployment.state),
                        "outcome": _value(deployment.outcome), "started_at": _iso(deployment.started_at),
                        "finished_at": _iso(deployment.finished_at)},
-        "counts": _status_counts(session, deployment.id),
+        "counts": {status.value: n for status, n in status_counts(session, deployment.id).items()},
         "details": details or {},
         "sent_by": "depot",
     }
@@ -273,9 +263,7 @@ def check_thresholds(session: Session, deployment: Deployment) -> int:
     subscriptions = _matching(session, deployment, THRESHOLD)
     if not subscriptions:
         return 0
-    counts = _status_counts(session, deployment.id)
-    finished = sum(counts.get(s.value, 0) for s in FINISHED)
-    failing = sum(counts.get(s.value, 0) for s in FAILING)
+    finished, failing = finished_and_failed(status_counts(session, deployment.id))
     queued = 0
     for subscription in subscriptions:
         if finished < subscription.min_sample or failing * 100 < subscription.threshold_percent * finished:

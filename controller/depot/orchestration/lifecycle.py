@@ -16,19 +16,17 @@ from sqlalchemy.orm import Session, aliased
 
 from depot.deployments.models import Deployment, HostResult, Step
 from depot.notifications import service as notifications
+from depot.orchestration.counts import finished_and_failed, status_counts
 from depot.orchestration.models import Transition
 from depot.orchestration.service import set_deployment_state, set_host_status
 from depot.orchestration.states import (
-    SUCCESSFUL_HOST_STATUSES, TERMINAL_HOST_STATUSES, DeploymentOutcome, DeploymentState, HostStatus,
+    SUCCESSFUL_HOST_STATUSES, DeploymentOutcome, DeploymentState, HostStatus,
 )
 
 H = HostStatus
 # A host with a row in one of these still has work in the deployment.
 PENDING = (H.READY, H.ACTIVE, H.DEFERRED)
 NOT_SUCCESSFUL = (H.FAILED, H.UNREACHABLE, H.UNKNOWN, H.INCONCLUSIVE, H.CANCELLED)
-# What the failure budget counts: finished host results, and those of them that failed.
-FINISHED = tuple(TERMINAL_HOST_STATUSES - {H.CANCELLED})
-FAILURES = (H.FAILED, H.UNREACHABLE, H.UNKNOWN)
 OUTCOME_EVENTS = {DeploymentOutcome.SUCCESS: "deployment.succeeded", DeploymentOutcome.FAILED: "deployment.failed",
                   DeploymentOutcome.CANCELLED: "deployment.cancelled"}
 
@@ -121,9 +119,7 @@ def complete_if_done(session: Session, deployment: Deployment, actor: str) -> bo
 
 def failure_counts(session: Session, deployment: Deployment) -> tuple[int, int]:
     """(finished, failed) host results of the deployment: what the failure budget looks at."""
-    counts = dict(session.execute(select(HostResult.status, func.count()).where(
-        HostResult.deployment_id == deployment.id, HostResult.status.in_(FINISHED)).group_by(HostResult.status)).all())
-    return sum(counts.values()), sum(counts.get(s, 0) for s in FAILURES)
+    return finished_and_failed(status_counts(session, deployment.id))
 
 
 def pause(session: Session, deployment: Deployment, reason: str, actor: str) -> None:

@@ -3,23 +3,23 @@ ssh_key credential holding the lab's private key reaches every host, and the key
 of the run and in the database only encrypted; a wrong key or a refused password ends Unreachable."""
 
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 from sqlalchemy import select
 
+from depot.audit.models import AuditEvent
 from depot.config import Settings
 from depot.credentials.models import Credential
 from depot.database.core import make_engine, make_sessionmaker, transaction
 from depot.database.migrate import upgrade
-from depot.audit.models import AuditEvent
 from depot.deployments.models import Deployment, HostResult, Run, Step
 from depot.execution.worker import Worker
 from depot.orchestration.states import DeploymentOutcome, DeploymentState, HostStatus
 from depot.security import load_keys
 from depot.targets.models import Target
+from tests.controller.running import run_until_complete
 
 pytestmark = pytest.mark.lab
 H = HostStatus
@@ -73,30 +73,6 @@ def deploy(factory, keys, inventory, hosts, kind, secret, username="root", timeo
         for host in hosts:
             s.add(HostResult(deployment_id=d.id, step_id=d.steps[0].id, position=1, host=host))
         return d.id, marker
-
-
-def runs_finish(factory, deadline):
-    """Every run ends on its own terms (finish_run records it): a run that crashed in the
-    controller never does, and fails the test."""
-    while True:
-        with factory() as s:
-            if all(r.finished_at is not None for r in s.scalars(select(Run))):
-                return
-        assert time.monotonic() < deadline + 120, "a run did not finish: it crashed in the controller"
-        time.sleep(0.5)
-
-
-def run_until_complete(factory, worker, deployment_ids, limit=300):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        worker.tick()
-        with factory() as s:
-            if all(s.get(Deployment, d).state is DeploymentState.COMPLETED for d in deployment_ids):
-                worker.drain(60)
-                runs_finish(factory, deadline)
-                return
-        time.sleep(0.5)
-    raise AssertionError("the deployments did not complete in time")
 
 
 def rows(factory, deployment_id):

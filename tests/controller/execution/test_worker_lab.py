@@ -2,7 +2,6 @@
 offline, one failing, one needing a reboot, the rest succeeding."""
 
 import hashlib
-import time
 
 import pytest
 from sqlalchemy import select
@@ -16,6 +15,7 @@ from depot.orchestration.states import DeploymentOutcome, DeploymentState, HostS
 from depot.packages.models import Package
 from depot.security import load_keys
 from depot.targets.models import Target
+from tests.controller.running import run_until_complete
 from tests.lab import HOST_INSTALLERS
 
 pytestmark = pytest.mark.lab
@@ -44,30 +44,6 @@ def start(factory, deployment_id, hosts):
         for step in d.steps:
             for host in hosts:
                 s.add(HostResult(deployment_id=d.id, step_id=step.id, position=step.position, host=host))
-
-
-def runs_finish(factory, deadline):
-    """Every run ends on its own terms (finish_run records it): a run that crashed in the
-    controller never does, and fails the test."""
-    while True:
-        with factory() as s:
-            if all(r.finished_at is not None for r in s.scalars(select(Run))):
-                return
-        assert time.monotonic() < deadline + 120, "a run did not finish: it crashed in the controller"
-        time.sleep(0.5)
-
-
-def run_until_complete(factory, worker, deployment_id, limit=300):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        worker.tick()
-        with factory() as s:
-            if s.get(Deployment, deployment_id).state is DeploymentState.COMPLETED:
-                worker.drain(60)
-                runs_finish(factory, deadline)
-                return
-        time.sleep(0.5)
-    raise AssertionError("the deployment did not complete in time")
 
 
 def test_two_step_deployment_on_eight_hosts(controller, lab, lab_inventory, tmp_path):
@@ -109,7 +85,7 @@ def test_two_step_deployment_on_eight_hosts(controller, lab, lab_inventory, tmp_
     boot_h4 = lab.boot_id("h4")
     try:
         start(factory, deployment_id, hosts)
-        run_until_complete(factory, worker, deployment_id)
+        run_until_complete(factory, worker, [deployment_id])
     finally:
         lab.online("h8")
 
