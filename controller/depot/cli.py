@@ -131,6 +131,74 @@ def _admin(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reencrypt_all(settings: Settings, keys) -> list[str]:
+    """Encrypt every stored secret with the primary key, in one transaction that is also audited;
+    returns what the primary key alone still cannot open (nothing, unless a row changed meanwhile)."""
+    from depot.audit.service import record
+    from depot.credentials import rotation
+    from depot.database.core import make_engine, make_sessionmaker, transaction
+
+    engine = make_engine(settings.database_url)
+    try:
+        sessions = make_sessionmaker(engine)
+        with transaction(sessions) as session:
+            counts = rotation.reencrypt(session, keys)
+            record(session, "cli", "keys.reencrypt", keys=len(keys.ring), **counts)
+        with sessions() as session:
+            left = rotation.needing_old_keys(session, keys)
+    finally:
+        engine.dispose()
+    print("re-encrypted with the newest key: " + ", ".join(f"{n} {t}" for t, n in counts.items()), file=sys.stderr)
+    return left
+
+
+def _rotate_key(args: argparse.Namespace) -> int:
+    """A new key in front of the key file; every stored secret re-encrypted with it; with --retire,
+    the old keys removed once nothing needs them. Processes on this data directory follow the file."""
+    from depot.database.migrate import check_current
+    from depot.security import KEY_FILE, generate_key, load_keys, write_key_file
+
+    settings = get_settings()
+    if settings.secret_key:
+        print("depot: the keys come from DEPOT_SECRET_KEY, which this command cannot change. Rotate them there: "
+              "put a new key (`depot admin new-key`) after the old one on every controller and worker, restart them, "
+              "move it to the front, restart, run `depot admin reencrypt`, then drop the old key.", file=sys.stderr)
+        return 2
+    check_current(settings.database_url)
+    path = settings.data_dir / KEY_FILE
+    keys = load_keys(settings.data_dir)
+    write_key_file(path, [generate_key(), *keys.ring])
+    left = _reencrypt_all(settings, keys)
+    if args.retire:
+        if left:
+            print("depot: not retiring the old keys: still needed by " + ", ".join(left), file=sys.stderr)
+            return 1
+        write_key_file(path, keys.ring[:1])
+    print(f"{path}: {len(keys.ring)} key(s), the first one new", file=sys.stderr)
+    return 0
+
+
+def _new_key(args: argparse.Namespace) -> int:
+    from depot.security import generate_key
+
+    print(generate_key())
+    return 0
+
+
+def _reencrypt(args: argparse.Namespace) -> int:
+    from depot.database.migrate import check_current
+    from depot.security import load_keys
+
+    settings = get_settings()
+    check_current(settings.database_url)
+    left = _reencrypt_all(settings, load_keys(settings.data_dir, settings.secret_key))
+    if left:
+        print("depot: still needing an older key: " + ", ".join(left), file=sys.stderr)
+        return 1
+    print("every stored secret opens with the first key alone: the others can be removed", file=sys.stderr)
+    return 0
+
+
 def _settings(args: argparse.Namespace) -> int:
     settings = get_settings()
     for name, field in Settings.model_fields.items():
@@ -168,11 +236,22 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("revision", nargs="?", default="head")
     migrate.set_defaults(func=_migrate)
 
-    admin = sub.add_parser("admin", help="create the first admin user and print its API token once")
-    admin.add_argument("action", choices=["create"])
-    admin.add_argument("name")
-    admin.add_argument("--expires-in-days", type=int, default=90, choices=range(1, 366), metavar="DAYS")
-    admin.set_defaults(func=_admin)
+    admin = sub.add_parser("admin", help="set-up and keys: the first admin, key rotation")
+    actions = admin.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create the first admin user and print its API token once")
+    create.add_argument("name")
+    create.add_argument("--expires-in-days", type=int, default=90, choices=range(1, 366), metavar="DAYS")
+    create.set_defaults(func=_admin)
+    rotate = actions.add_parser("rotate-key", help=(
+        "put a new key in front of <data_dir>/secret.key and encrypt every stored secret with it"))
+    rotate.add_argument("--retire", action="store_true", help=(
+        "then remove the old keys (content URLs and host check-in tokens they signed stop working)"))
+    rotate.set_defaults(func=_rotate_key)
+    reencrypt = actions.add_parser("reencrypt", help=(
+        "encrypt every stored secret with the first key of DEPOT_SECRET_KEY (rotation with keys in the environment)"))
+    reencrypt.set_defaults(func=_reencrypt)
+    new_key = actions.add_parser("new-key", help="print a new key (for DEPOT_SECRET_KEY)")
+    new_key.set_defaults(func=_new_key)
 
     settings = sub.add_parser("settings", help="print every setting, its value and what it means")
     settings.set_defaults(func=_settings)

@@ -38,10 +38,17 @@ class Settings(BaseSettings):
     public_url: str = Field(default="http://127.0.0.1:8080", description=(
         "Base URL at which managed hosts reach this controller, for pulling package content."))
     secret_key: str | None = Field(default=None, description=(
-        "Fernet key (urlsafe base64, 32 bytes) that encrypts credentials and signs content URLs. "
-        "Default: <data_dir>/secret.key, created on first use."))
+        "Fernet keys (urlsafe base64, 32 bytes), comma-separated, newest first: the first encrypts credentials "
+        "and signs content URLs and check-in tokens, all of them decrypt and verify (key rotation). "
+        "Default: <data_dir>/secret.key (one key per line), created on first use."))
     max_upload_bytes: int = Field(default=4 * 1024 ** 3, ge=1, description="Largest package content accepted by upload.")
     content_url_ttl: int = Field(default=3600, ge=60, description="Seconds a signed content URL stays valid.")
+    content_url_allowed_networks: list[IPvAnyNetwork] = Field(default_factory=list, description=(
+        "Networks (CIDR, JSON list in the environment) that a package's content_url may point at when a "
+        "non-admin sets it, besides public addresses (e.g. an internal mirror's subnet). Otherwise non-admins may "
+        "not point it at loopback, link-local, private or other internal addresses, at host names resolving to "
+        "them (resolved when the package is saved), or at this controller (never: upload instead); admins may "
+        "set any http(s) URL."))
     worker_name: str = Field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}", description=(
         "Name this worker records on the work it claims."))
     worker_forks: int = Field(default=25, ge=1, description="Hosts one worker runs at once (ansible forks).")
