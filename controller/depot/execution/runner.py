@@ -220,9 +220,12 @@ def run_batch(factory: sessionmaker[Session], settings: Settings, keys: Keys, ru
 
 
 def _forgetting(secrets: "SecretsFile", handle):
-    """An event handler that first removes the secrets file: any event means it has been read."""
+    """An event handler that removes the secrets file at the playbook's first callback event:
+    ansible-playbook has loaded its extra vars by then. Output lines before it (``verbose``
+    events: ssh-add's "Identity added", early warnings) come before the vars are read."""
     def handler(event: dict) -> bool:
-        secrets.forget()
+        if event.get("event") != "verbose":
+            secrets.forget()
         return handle(event)
     return handler
 
@@ -230,12 +233,13 @@ def _forgetting(secrets: "SecretsFile", handle):
 class SecretsFile:
     """The run's secrets as an extra-vars document in memory: a 0600 file in a private 0700
     directory on the RAM-backed /dev/shm, removed as soon as ansible-playbook has read it (its
-    first event: extra vars are loaded before the playbook starts) and in any case when the run
-    ends. Never on a disk, in the private data dir, in an environment (ansible-runner writes the
+    first callback event: extra vars are loaded before the playbook starts) and in any case when
+    the run ends; the directory is named by the worker's pid, so that a worker sweeps those of
+    dead workers of its node. Never on a disk, in the private data dir, in an environment (ansible-runner writes the
     environment to its ``command`` artifact) or in the artifacts."""
 
     def __init__(self, secrets: dict[str, str], base: str = "/dev/shm"):
-        self.dir = tempfile.mkdtemp(prefix="depot-secrets-", dir=base)
+        self.dir = tempfile.mkdtemp(prefix=f"depot-secrets-{os.getpid()}-", dir=base)
         self.path = os.path.join(self.dir, "secrets.yml")
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:

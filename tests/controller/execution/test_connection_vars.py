@@ -4,6 +4,7 @@ reach ansible-playbook through an in-memory file, not the disk or the environmen
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -152,3 +153,24 @@ def test_ansible_playbook_reads_the_secrets_from_memory_and_never_templates_them
     assert not (tmp_path / "pwned").exists()
     assert CANARY not in run.stdout + run.stderr
     assert not any(CANARY in f.read_text(errors="replace") for f in tmp_path.rglob("*") if f.is_file())
+
+
+def test_the_secrets_file_stays_until_the_playbook_has_read_its_vars():
+    """Output before the playbook starts (ssh-add's "Identity added" when a key credential is
+    loaded, early warnings) comes as ``verbose`` events before ansible-playbook reads extra vars:
+    the file must outlive them, and go at the first callback event."""
+    from depot.execution.runner import _forgetting
+
+    seen = []
+    secrets = SecretsFile({"A": CANARY})
+    try:
+        handle = _forgetting(secrets, lambda event: seen.append(event["event"]) or True)
+        handle({"event": "verbose", "stdout": "Identity added: ssh_key_data (depot-lab)"})
+        handle({"event": "verbose", "stdout": "[WARNING]: ..."})
+        assert Path(secrets.path).exists()
+        handle({"event": "playbook_on_start"})
+        assert not Path(secrets.dir).exists()
+        assert Path(secrets.dir).name.startswith(f"depot-secrets-{os.getpid()}-")
+    finally:
+        secrets.forget()
+    assert seen == ["verbose", "verbose", "playbook_on_start"]
