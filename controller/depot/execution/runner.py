@@ -212,7 +212,7 @@ def run_batch(factory: sessionmaker[Session], settings: Settings, keys: Keys, ru
     finally:
         sink.flush()
         finish_run(factory, run_id, status, sink.events, actor)
-        _drop_private_files(run_dir)
+        drop_private_files(run_dir)
         shutil.rmtree(control_dir, ignore_errors=True)
         if secrets:
             secrets.forget()
@@ -261,7 +261,7 @@ def finish_run(factory: sessionmaker[Session], run_id: int, status: str, events:
         lifecycle.settle(session, actor, [run.deployment_id])
 
 
-def _drop_private_files(run_dir: Path) -> None:
+def drop_private_files(run_dir: Path) -> None:
     """Keep the artifacts (the full output the API serves); drop what ansible-runner staged."""
     for name in ("env", "inventory", "project"):
         path = run_dir / name

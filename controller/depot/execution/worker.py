@@ -3,6 +3,14 @@ keeps its leases alive while runs go on, and settles deployments.
 
 `depot serve` runs one in-process with the API (the embedded default); `depot worker` runs one
 on its own. On PostgreSQL any number of workers on any machines share the work.
+
+A worker that dies loses its work when its leases run out (lease_seconds), wherever it ran. On
+its own node it is noticed at once: every worker holds a lock on a presence file of its name in a
+per-user directory of the node (/dev/shm) for as long as its process lives, and the kernel drops
+that lock when the process dies, however it dies. A worker that finds the presence file of a
+worker holding work unlocked expires that worker's leases at once (its hosts become
+Inconclusive and are re-verified) and closes its runs as "lost". A worker whose presence is not
+visible here (another node, another container) is left to its leases.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ import datetime as dt
 import logging
 import threading
 import time
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,7 +30,8 @@ from depot.deployments.models import Deployment, HostResult, Run
 from depot.orchestration import lifecycle
 from depot.execution import wakeup
 from depot.execution.claims import claim
-from depot.execution.runner import run_batch
+from depot.execution.presence import Presence, sweep_secrets
+from depot.execution.runner import drop_private_files, run_batch
 from depot.security import Keys
 
 log = logging.getLogger(__name__)
@@ -39,15 +49,13 @@ class Worker:
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self._cancel_cache: dict[int, tuple[float, bool]] = {}
+        self.presence = Presence()
 
     # -- one pass ------------------------------------------------------------------------------
     def tick(self) -> int:
         """Recover, settle, claim and start; returns how many runs were started."""
         now = utcnow()
-        with transaction(self.factory) as session:
-            lifecycle.expire_leases(session, now, self.actor)
-            lifecycle.wake_due(session, now, self.actor)
-            lifecycle.settle(session, self.actor)
+        self.recover(now)
         with self.lock:
             self.running = {k: v for k, v in self.running.items() if v[0].is_alive()}
             busy = sum(hosts for _, hosts in self.running.values())
@@ -77,6 +85,58 @@ class Worker:
                 self.running[run_id] = (thread, hosts)
             thread.start()
         return len(started)
+
+    # -- recovery ------------------------------------------------------------------------------
+    def recover(self, now: dt.datetime) -> None:
+        """Lost work back to Ready (dead workers: at once if known here, else by their leases),
+        lost runs closed, due deferrals woken, deployments settled."""
+        with transaction(self.factory) as session:
+            gone = self._gone(session)
+            lifecycle.expire_leases(session, now, self.actor, gone)
+            lost = lifecycle.close_lost_runs(session, now, now - dt.timedelta(seconds=self.settings.lease_seconds), gone)
+            lifecycle.wake_due(session, now, self.actor)
+            lifecycle.settle(session, self.actor)
+        self._forget_runs(lost)
+
+    def _holders(self, session: Session) -> set[str]:
+        """Workers holding work: Active rows or unfinished runs."""
+        return set(session.scalars(select(HostResult.claimed_by).where(
+            HostResult.status == lifecycle.H.ACTIVE, HostResult.claimed_by.is_not(None)).distinct())) | set(
+            session.scalars(select(Run.worker).where(Run.finished_at.is_(None)).distinct()))
+
+    def _gone(self, session: Session) -> set[str]:
+        """Workers holding work whose process is known to have ended (see Presence)."""
+        return {name for name in self._holders(session) if name != self.name and self.presence.gone(name)}
+
+    def _forget_runs(self, run_ids: list[int]) -> None:
+        """Runs closed as lost: log them, and drop what ansible-runner staged for them where their
+        run directory is on this machine (the artifacts stay)."""
+        for run_id in run_ids:
+            log.warning("run %s was lost with its worker: closed as lost", run_id)
+            drop_private_files(Path(self.settings.data_dir) / "runs" / str(run_id))
+
+    def start(self) -> None:
+        """Once, before the first tick of a long-lived worker: be present on this node, take over
+        from a dead predecessor of the same name (Active rows and runs under this name are its:
+        this process has claimed nothing yet), and sweep the presence files and run secrets that
+        dead processes of this node left."""
+        if not self.presence.register(self.name):
+            log.warning("worker %s is not present on this node: its work is recovered by its leases only", self.name)
+            return
+        now = utcnow()
+        with transaction(self.factory) as session:
+            mine = [self.name]
+            count = lifecycle.expire_leases(session, now, self.actor, mine)
+            lost = lifecycle.close_lost_runs(session, now, now - dt.timedelta(seconds=self.settings.lease_seconds), mine)
+            holders = self._holders(session)
+        if count:
+            log.warning("took over from a previous worker named %s: %d host(s) are re-verified", self.name, count)
+        self._forget_runs(lost)
+        for name, path in self.presence.names().items():
+            if name != self.name and name not in holders and self.presence.gone(name):
+                path.unlink(missing_ok=True)
+        for path in sweep_secrets():
+            log.info("removed %s, left by a process that died", path)
 
     def _run(self, run_id: int) -> None:
         try:
@@ -110,10 +170,15 @@ class Worker:
 
     def heartbeat(self) -> None:
         with transaction(self.factory) as session:
-            lifecycle.renew_leases(session, self.name, utcnow() + dt.timedelta(seconds=self.settings.lease_seconds))
+            now = utcnow()
+            lifecycle.renew_leases(session, self.name, now + dt.timedelta(seconds=self.settings.lease_seconds), now)
 
     # -- loops ---------------------------------------------------------------------------------
     def run_forever(self) -> None:
+        try:
+            self.start()
+        except Exception:  # noqa: BLE001 - recovery is also done by the leases: go on
+            log.exception("worker start-up recovery failed")
         beat = threading.Thread(target=self._heartbeat_loop, name="depot-heartbeat", daemon=True)
         beat.start()
         while not self.stopping.is_set():
@@ -123,6 +188,7 @@ class Worker:
                 log.exception("worker tick failed")
             self.stopping.wait(self.settings.worker_poll_interval)
         self.drain()
+        self.presence.release()
 
     def _heartbeat_loop(self) -> None:
         interval = max(1.0, self.settings.lease_seconds / 3)

@@ -10,11 +10,12 @@ All state changes go through depot.orchestration.service.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Collection
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from depot.deployments.models import Deployment, HostResult, Step
+from depot.deployments.models import Deployment, HostResult, Run, Step
 from depot.notifications import service as notifications
 from depot.orchestration.counts import finished_and_failed, status_counts
 from depot.orchestration.models import Transition
@@ -48,16 +49,39 @@ def mark_inconclusive(session: Session, rows: list[HostResult], *, cause: str, a
                     next_attempt_at=None)
 
 
-def expire_leases(session: Session, now: dt.datetime, actor: str) -> int:
-    """Active rows whose worker stopped renewing its lease (the worker died)."""
-    rows = session.scalars(select(HostResult).where(
-        HostResult.status == H.ACTIVE, HostResult.lease_expires_at < now).with_for_update(skip_locked=True)).all()
+def expire_leases(session: Session, now: dt.datetime, actor: str, gone: Collection[str] = ()) -> int:
+    """Active rows whose worker stopped renewing its lease (the worker died), and at once those of
+    the ``gone`` workers: workers known to be dead without waiting for their leases (a worker of
+    this node whose process is no longer alive)."""
+    lapsed = HostResult.lease_expires_at < now
+    if gone:
+        lapsed = or_(lapsed, HostResult.claimed_by.in_(list(gone)))
+    rows = session.scalars(select(HostResult).where(HostResult.status == H.ACTIVE, lapsed)
+                           .order_by(HostResult.id).with_for_update(skip_locked=True)).all()
     by_worker: dict[str, list[HostResult]] = {}
     for row in rows:
         by_worker.setdefault(row.claimed_by or "?", []).append(row)
     for worker, group in by_worker.items():
-        mark_inconclusive(session, group, cause=f"the lease of worker {worker} expired with no result", actor=actor)
+        cause = (f"worker {worker} is gone (its process ended) with no result" if worker in gone
+                 else f"the lease of worker {worker} expired with no result")
+        mark_inconclusive(session, group, cause=cause, actor=actor)
     return len(rows)
+
+
+def close_lost_runs(session: Session, now: dt.datetime, stale_before: dt.datetime,
+                    gone: Collection[str] = ()) -> list[int]:
+    """Runs that never ended because their worker died: unfinished, of a ``gone`` worker or with no
+    heartbeat since ``stale_before`` (a lease ago), and with no Active host left (expire_leases
+    made them Inconclusive first). They end with status "lost"; returns their ids."""
+    lost = Run.heartbeat_at < stale_before
+    if gone:
+        lost = or_(lost, Run.worker.in_(list(gone)))
+    active = exists().where(HostResult.run_id == Run.id, HostResult.status == H.ACTIVE)
+    runs = session.scalars(select(Run).where(Run.finished_at.is_(None), lost, ~active)
+                           .order_by(Run.id).with_for_update(skip_locked=True)).all()
+    for run in runs:
+        run.status, run.finished_at = "lost", now
+    return [run.id for run in runs]
 
 
 def wake_due(session: Session, now: dt.datetime, actor: str) -> None:
@@ -162,6 +186,10 @@ def settle(session: Session, actor: str, deployment_ids: list[int] | None = None
             notifications.check_thresholds(session, deployment)
 
 
-def renew_leases(session: Session, worker: str, until: dt.datetime) -> None:
+def renew_leases(session: Session, worker: str, until: dt.datetime, now: dt.datetime | None = None) -> None:
+    """The worker's heartbeat: its Active rows' leases run until ``until``, and its unfinished runs
+    are seen alive ``now``."""
     session.execute(update(HostResult).where(HostResult.claimed_by == worker, HostResult.status == H.ACTIVE)
                     .values(lease_expires_at=until))
+    if now is not None:
+        session.execute(update(Run).where(Run.worker == worker, Run.finished_at.is_(None)).values(heartbeat_at=now))
