@@ -135,7 +135,11 @@ options:
     choices: [immediate, deferred]
     default: deferred
   reboot_timeout:
-    description: Seconds to wait for a rebooting host to come back and pass its readiness check.
+    description:
+      - Seconds to wait for a rebooting host to come back and pass its readiness check. A host that
+        does not ends the task with C(outcome=reboot_timeout) (failed).
+      - Also how long to wait for a host whose connection was lost in the middle of an attempt; one
+        that does not answer again within it is C(unreachable) (the attempt's result is unknown).
     type: int
     default: 600
   reboot_not_after:

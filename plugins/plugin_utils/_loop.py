@@ -7,7 +7,8 @@ recorded module results:
 attempt → classify → retry: wait, attempt again → soft_reboot: reboot now or report it →
 hard_reboot: wait for the host, verify with detection → failure: optionally reboot once and try
 again (retry_after_reboot). A connection lost in the middle of an attempt is resolved by waiting
-for the host and asking detection, never by blindly running the installer again.
+for the host and asking detection, never by blindly running the installer again; a host that does
+not answer again within the reboot timeout is unreachable (the attempt's result is unknown).
 
 A reboot the loop would start itself is held back when ``reboot_not_after`` (an aware datetime:
 the end of the maintenance window) is less than ``reboot_duration`` seconds (the reboot timeout)
@@ -132,9 +133,15 @@ class AttemptLoop(object):
 
     def _recover(self, reason):
         """The session broke mid-attempt (often: the installer rebooted the host). Wait for the host,
-        then let detection say what happened."""
+        then let detection say what happened. A host that does not answer again within the reboot
+        timeout leaves the attempt's result unknown: that is unreachable (the controller contacts it
+        again later, and detection decides), not a failure and not a reboot that timed out."""
         previous = self.boot_id
-        self.boot_id = self.host.wait_for_boot(None)
+        try:
+            self.boot_id = self.host.wait_for_boot(None)
+        except RebootFailed as e:
+            raise HostUnreachable("connection lost during the attempt (%s) and the host did not answer again: %s; "
+                                  "the attempt's result is unknown" % (reason, e), at_connect=False)
         if previous is None:
             self.reboot_unknown = True
         elif self.boot_id != previous:

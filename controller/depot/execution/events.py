@@ -61,7 +61,12 @@ def step_result(event: dict) -> StepResult | None:
     host = _host(event)
     res = data.get("res") or {}
     if kind == "runner_on_unreachable":
-        return StepResult(host, HostStatus.UNREACHABLE, outcome="unreachable", reason=_msg(res) or "unreachable")
+        result = StepResult(host, HostStatus.UNREACHABLE, outcome="unreachable", reason=_msg(res) or "unreachable")
+        if data.get("task_action") == STEP_ACTION:
+            # The step lost the host after it had started (a connection lost mid-attempt that did
+            # not come back): what it did before that is part of the record.
+            result.attempts, result.boot_id = _attempts(res), _boot_id(res)
+        return result
     if data.get("task_action") != STEP_ACTION:
         return None
     outcome = res.get("outcome")
@@ -77,10 +82,17 @@ def step_result(event: dict) -> StepResult | None:
         status = HostStatus.SUCCESS_REBOOT_PENDING
     if kind == "runner_on_failed" and status in (HostStatus.SUCCESS, HostStatus.SUCCESS_REBOOT_PENDING):
         status = HostStatus.UNKNOWN  # a failed task that claims success is a contradiction: a bug
-    attempts = [{k: a.get(k) for k in ("rc", "class", "status", "duration")} for a in res.get("attempts") or []]
+    return StepResult(host, status, outcome=outcome, rc=_rc(res), reason=_msg(res), attempts=_attempts(res),
+                      boot_id=_boot_id(res))
+
+
+def _attempts(res: dict) -> list[dict]:
+    return [{k: a.get(k) for k in ("rc", "class", "status", "duration")} for a in res.get("attempts") or []]
+
+
+def _boot_id(res: dict) -> str | None:
     boot_id = res.get("boot_id")
-    return StepResult(host, status, outcome=outcome, rc=_rc(res), reason=_msg(res), attempts=attempts,
-                      boot_id=str(boot_id)[:100] if boot_id else None)
+    return str(boot_id)[:100] if boot_id else None
 
 
 def _rc(res: dict) -> int | None:

@@ -50,6 +50,21 @@ def test_unreachable_outcome_of_the_step():
     assert r.status is HostStatus.UNREACHABLE
 
 
+def test_unreachable_step_keeps_its_attempts_and_boot_id():
+    # The step lost the host mid-attempt after an earlier attempt (busy, retried): the record keeps both.
+    r = step_result(event("runner_on_unreachable", {
+        "outcome": "unreachable", "unreachable": True, "boot_id": "b-1",
+        "msg": "connection lost during the attempt (Broken pipe) and the host did not answer again: ...",
+        "attempts": [{"rc": 1618, "class": "retry", "status": "executed", "duration": 2.0, "stdout_tail": ["x"]}]}))
+    assert (r.status, r.outcome, r.boot_id) == (HostStatus.UNREACHABLE, "unreachable", "b-1")
+    assert r.reason.startswith("connection lost during the attempt")
+    assert r.attempts == [{"rc": 1618, "class": "retry", "status": "executed", "duration": 2.0}]
+    # Another task's unreachable result carries no step record.
+    other = step_result(event("runner_on_unreachable", {"msg": "x", "unreachable": True, "boot_id": "b-2",
+                                                        "attempts": [{"rc": 1}]}, action="ansible.builtin.set_fact"))
+    assert (other.attempts, other.boot_id) == ([], None)
+
+
 def test_other_tasks_and_events_are_ignored():
     assert step_result(event("runner_on_ok", {"changed": False}, action="ansible.builtin.set_fact")) is None
     assert step_result({"event": "playbook_on_task_start", "event_data": {}}) is None

@@ -218,6 +218,29 @@ def test_connection_lost_and_not_detected_is_failure():
     assert (r["outcome"], r["failed"]) == ("failure", True)
 
 
+def test_connection_lost_and_host_never_back_is_unreachable_not_failed():
+    # The session broke mid-install and the host did not answer again within reboot_timeout: the
+    # installer may well have finished, so the result is unknown. Not "reboot_timeout" (failed):
+    # unreachable, so the controller contacts it again and detection decides; nothing re-runs here.
+    host = ReplayHost(HostUnreachable("Failed to connect to the host via ssh: Timeout, server 10.0.0.5 not responding.",
+                                      at_connect=False),
+                      boots=[RebootFailed("the host did not come back within reboot_timeout (15s): Connection timed out")])
+    r = run(host)
+    assert (r["outcome"], r["failed"], r["unreachable"]) == ("unreachable", False, True)
+    assert "connection lost during the attempt (Failed to connect" in r["msg"]
+    assert "did not come back within reboot_timeout (15s)" in r["msg"] and "result is unknown" in r["msg"]
+    assert host.calls == [("attempt",), ("wait", None)]
+
+
+def test_connection_lost_on_a_later_attempt_and_host_never_back_is_unreachable():
+    host = ReplayHost(executed(1618, after=False, boot="boot-1"),
+                      HostUnreachable("Connection to 10.0.0.5 closed by remote host.", at_connect=False),
+                      boots=[RebootFailed("the host did not come back within reboot_timeout (5s)")])
+    r = run(host, retries=1, retry_interval=0)
+    assert (r["outcome"], r["failed"], r["unreachable"], r["boot_id"]) == ("unreachable", False, True, "boot-1")
+    assert [a["class"] for a in r["attempts"]] == ["retry"]
+
+
 def test_check_mode_would_change():
     r = run(ReplayHost(dict(detection(False), changed=True)))
     assert (r["outcome"], r["changed"], r["failed"]) == ("would_change", True, False)
