@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.depot.software.plugins.module_utils import _content, _process, _runas
+from ansible_collections.depot.software.plugins.module_utils import _content, _locks, _process, _runas
 from ansible_collections.depot.software.plugins.module_utils._detection import Detector, DetectionError
 
 MASK = "********"
@@ -84,12 +84,34 @@ class Attempt(object):
         # Only now is a session needed: an installed package needs no logged-in user.
         user, r["run_as"] = _runas.resolve(self.module, p["run_as"], p["run_as_user"])
         argv, cwd = self.command(user)
+        lock = _locks.AttemptLock()
+        what = "depot %s %s" % (self.module._name.rsplit(".", 1)[-1], p.get("name") or "")
+        # An orphaned installer has no one to enforce its time limit: wait an hour at most.
+        if not lock.acquire(p["timeout"] or 3600, what.strip()):
+            r.update(status="busy", rc=1618, msg="another Depot attempt is still running here (%s) after %ds"
+                     % (lock.holder, int(lock.waited)))
+            return r
+        try:
+            if lock.holder is not None:
+                # An earlier attempt (one whose result was lost) ran meanwhile: what did it leave?
+                r["waited_for"] = dict(holder=lock.holder, seconds=round(lock.waited, 1))
+                r["detected_before"] = self.detect()
+                if r["detected_before"] is not None and r["detected_before"] == self.want_present:
+                    r["status"] = "satisfied"
+                    return r
+            return self._execute(argv, cwd, user, lock)
+        finally:
+            lock.release()
+
+    def _execute(self, argv, cwd, user, lock):
+        p, r = self.params, self.result
         holder = self.busy()
         if holder is not None:
             r.update(status="busy", rc=1618, msg="installer busy: %s" % holder)
             return r
         env = dict(os.environ, **self.environment())
-        done = _process.run(argv, timeout=p["timeout"], user=user, env=env, cwd=cwd, tail_lines=p["tail_lines"])
+        done = _process.run(argv, timeout=p["timeout"], user=user, env=env, cwd=cwd, tail_lines=p["tail_lines"],
+                            pass_fds=lock.fds, started=lambda pid: lock.record(pid, "installer of %s" % argv[0]))
         secrets = self.secrets()
         r.update(changed=True, cmd=mask(argv, secrets), rc=done.rc, duration=done.duration,
                  stdout_tail=mask(done.stdout, secrets), stderr_tail=mask(done.stderr, secrets),

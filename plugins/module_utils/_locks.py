@@ -11,6 +11,7 @@ import fcntl
 import os
 import struct
 import sys
+import time
 
 DEFAULT_LOCK_FILES = [
     "/var/lib/dpkg/lock-frontend",
@@ -95,3 +96,109 @@ def package_db_busy(installer_type, lock_files=None):
         if held:
             return "%s is held by pid %s" % (path, pid if pid else "(unknown)")
     return None
+
+
+ATTEMPT_LOCK = "/run/depot/attempt.lock"
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except OSError as e:
+        return e.errno == errno.EPERM
+    return True
+
+
+class AttemptLock(object):
+    """One Depot attempt at a time on a host: an exclusive flock on ``/run/depot/attempt.lock``
+    (gone with a reboot, like any installer it guarded), taken before the command runs and
+    inherited by it. The lock belongs to the open file, which the installer shares: when the
+    module dies with its ssh session and the installer goes on (it runs in a session of its own),
+    the installer still holds it. A second attempt - the controller re-verifying a host whose
+    result was lost - waits for it instead of installing alongside, then detects again.
+
+    The file records the pid that matters (the module's, then the installer's). A lock whose
+    recorded process has ended is held only by what that installer left running (a daemon that
+    inherited the descriptor): the file is replaced, and the next attempt locks the new one.
+    """
+
+    def __init__(self, path=ATTEMPT_LOCK):
+        self.path = path
+        self.fd = None
+        self.holder = None     # what held it when we had to wait (or still holds it)
+        self.waited = 0.0
+        self.unavailable = None
+
+    def acquire(self, timeout, what, poll=1.0):
+        """Take the lock, waiting up to ``timeout`` seconds (0: no limit). True when taken, or when
+        this account cannot make the lock file (no root: then ``unavailable`` says why)."""
+        self.holder, self.waited = None, 0.0
+        start = time.monotonic()
+        while True:
+            try:
+                directory = os.path.dirname(self.path)
+                if not os.path.isdir(directory):
+                    os.makedirs(directory, 0o755)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+            except (IOError, OSError) as e:
+                if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                    raise
+                self.unavailable = "cannot lock %s: %s" % (self.path, e.strerror)
+                return True
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except (IOError, OSError) as e:
+                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    os.close(fd)
+                    raise
+                self.holder = self._read(fd)
+                pid = self.holder.split(" ", 1)[0]
+                stale = pid.isdigit() and not _alive(int(pid))
+                if stale and os.fstat(fd).st_ino == os.stat(self.path).st_ino:
+                    os.unlink(self.path)
+                os.close(fd)
+                if stale:
+                    continue
+                self.waited = time.monotonic() - start
+                if timeout and self.waited >= timeout:
+                    return False
+                time.sleep(poll)
+                continue
+            try:
+                current = os.stat(self.path).st_ino
+            except OSError:
+                current = None
+            if current != os.fstat(fd).st_ino:   # replaced while we waited for it: lock the new one
+                os.close(fd)
+                continue
+            self.fd = fd
+            self.waited = time.monotonic() - start
+            self.record(os.getpid(), what)
+            return True
+
+    @staticmethod
+    def _read(fd):
+        try:
+            os.lseek(fd, 0, os.SEEK_SET)
+            return os.read(fd, 512).decode("utf-8", "replace").strip() or "(unknown)"
+        except OSError:
+            return "(unknown)"
+
+    @property
+    def fds(self):
+        """The descriptors the command inherits: the lock's, if one is held."""
+        return [] if self.fd is None else [self.fd]
+
+    def record(self, pid, what):
+        """Say who holds the lock now (the installer, once it runs)."""
+        if self.fd is None:
+            return
+        os.ftruncate(self.fd, 0)
+        os.lseek(self.fd, 0, os.SEEK_SET)
+        os.write(self.fd, ("%d %s" % (pid, what)).encode("utf-8"))
+
+    def release(self):
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)   # for every process sharing the open file
+            os.close(self.fd)
+            self.fd = None

@@ -129,12 +129,14 @@ class Outcome(object):
         self.stderr = stderr
 
 
-def run(argv, timeout=0, user=None, env=None, cwd=None, tail_lines=40, stdin_data=None):
+def run(argv, timeout=0, user=None, env=None, cwd=None, tail_lines=40, stdin_data=None, pass_fds=(), started=None):
     """Run ``argv`` (a list, never a shell string) and return an :class:`Outcome`.
 
     ``user`` is a ``pwd.struct_passwd`` to run as (the caller is root), or None for ourselves.
     ``timeout`` 0 means no limit. A code written to ``$DEPOT_RESULT_FILE`` overrides the exit
     status, since POSIX statuses are 8-bit and Windows-style result codes are not.
+    ``pass_fds`` are inherited by the process (the attempt lock); ``started(pid)`` is called
+    once it runs.
     """
     workdir = tempfile.mkdtemp(prefix="depot-run-")
     if user is not None:
@@ -159,7 +161,10 @@ def run(argv, timeout=0, user=None, env=None, cwd=None, tail_lines=40, stdin_dat
             proc = subprocess.Popen(
                 argv, stdout=out, stderr=err,
                 stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
-                env=full_env, cwd=cwd or workdir, start_new_session=True, close_fds=True, **kwargs)
+                env=full_env, cwd=cwd or workdir, start_new_session=True, close_fds=True, pass_fds=tuple(pass_fds),
+                **kwargs)
+            if started is not None:
+                started(proc.pid)
             if stdin_data is not None:
                 proc.stdin.write(stdin_data.encode("utf-8"))
                 proc.stdin.close()

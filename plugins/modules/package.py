@@ -171,7 +171,12 @@ rebooted:
   returned: always
   type: bool
 attempts:
-  description: One entry per attempt.
+  description:
+    - One entry per attempt.
+    - On POSIX hosts one Depot attempt runs at a time (a lock in /run/depot held by the installer
+      itself). An attempt that found an earlier one's installer still running - its controller
+      lost it - waited for it and detected again; its entry then has C(waited_for)
+      (C(holder), C(seconds)).
   returned: always
   type: list
   elements: dict

@@ -86,6 +86,8 @@ class AttemptLoop(object):
         entry = dict(rc=result.get("rc"), status=result.get("status"), duration=result.get("duration", 0.0),
                      detected_before=result.get("detected_before"), detected_after=result.get("detected_after"))
         entry["class"] = klass
+        if result.get("waited_for"):   # an earlier attempt's installer still ran here: waited for it
+            entry["waited_for"] = result["waited_for"]
         self.attempts.append(entry)
 
     def _detected_ok(self, detected):

@@ -251,3 +251,42 @@ def test_detection_that_cannot_be_evaluated_fails_before_installing(lab, play):
     assert result.get("failed", False) and "detection.rules[0] (script)" in result["msg"]
     assert "exited 4" in result["msg"]
     assert not exists(lab, "h6", marker)
+
+
+def test_a_second_attempt_waits_for_an_installer_whose_controller_died(lab, play, tmp_path):
+    """The controller dies mid-install (its ansible-playbook killed): the installer goes on on the
+    host, still holding the attempt lock. The re-verification that follows waits for it, then
+    detection finds the package: installed once, never twice at the same time."""
+    import os
+    import signal
+    import time
+
+    from tests.integration.conftest import ROOT
+
+    base = "/opt/depot-test/orphan"
+    marker, log = base + "/agent", base + "/log"
+    script = ("mkdir -p %s; echo start >> %s; sleep 8; echo installed > %s; echo done >> %s"
+              % (base, log, marker, log))
+    task = {"depot.software.package": dict(name="orphan", installer_type="script",
+                                           install_command=["/bin/sh", "-c", script],
+                                           detection=dict(rules=[dict(type="file", path=marker)])),
+            "register": "r"}
+    book = tmp_path / "orphan.yml"
+    import yaml
+    book.write_text(yaml.safe_dump([dict(hosts="h4", gather_facts=False, tasks=[task])]))
+    first = subprocess.Popen([str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(play.inventory), str(book)],
+                             cwd=str(ROOT), env=dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg")),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not (lab.host_path("h4", log).exists() and "start" in lab.host_path("h4", log).read_text()):
+        assert time.monotonic() < deadline and first.poll() is None, "the first installer never started"
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)          # the controller's run dies, with its ssh session
+    first.wait()
+    assert not exists(lab, "h4", marker)
+
+    again = play([task], "h4").last("h4")
+    assert again["outcome"] == "already", again
+    assert lab.host_path("h4", log).read_text().split() == ["start", "done"]
+    waited = [a.get("waited_for") for a in again["attempts"]]
+    assert waited and waited[0] and waited[0]["seconds"] > 0, again["attempts"]
