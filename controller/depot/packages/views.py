@@ -7,11 +7,13 @@ from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from depot.database.core import transaction
-from depot.dependencies import CurrentKeys, CurrentSettings, DbSession, Paging
+from depot.config import Settings
+from depot.dependencies import CurrentKeys, CurrentSettings, CurrentUser, DbSession, Paging
 from depot.errors import invalid
-from depot.packages import content, service, upload
+from depot.packages import content, service, upload, urls
 from depot.packages.schemas import ContentSource, PackageCreate, PackageRead, PackageUpdate, Platform
 from depot.schemas import Page, paginate
+from depot.users import service as users
 
 router = APIRouter(prefix="/packages", tags=["packages"])
 content_router = APIRouter(prefix="/content", tags=["content"])
@@ -23,8 +25,23 @@ def list_packages(session: DbSession, paging: Paging, name: str | None = None, p
                     PackageRead.model_validate)
 
 
+def _check_user_input(user, settings: Settings, body: PackageCreate | PackageUpdate) -> None:
+    """What only some roles may give a package: command lines (privileged, as in policies and
+    steps: they run as given on every targeted host) and a content_url at an internal address
+    (admin; depot.packages.urls)."""
+    lines = users.command_lines(body.options)
+    if lines:
+        users.require(user, users.PRIVILEGED, f"a package setting {', '.join(lines)}")
+    if body.content_url is not None and not users.at_least(user, users.ADMIN):
+        try:
+            urls.check(body.content_url, settings.content_url_allowed_networks, settings.public_url)
+        except urls.ContentUrlError as e:
+            raise invalid(["body", "content_url"], str(e)) from None
+
+
 @router.post("", response_model=PackageRead, status_code=status.HTTP_201_CREATED)
-def create_package(session: DbSession, body: PackageCreate):
+def create_package(session: DbSession, user: CurrentUser, settings: CurrentSettings, body: PackageCreate):
+    _check_user_input(user, settings, body)
     return PackageRead.model_validate(service.create(session, body))
 
 
@@ -34,8 +51,10 @@ def get_package(session: DbSession, package_id: int):
 
 
 @router.patch("/{package_id}", response_model=PackageRead)
-def update_package(session: DbSession, package_id: int, body: PackageUpdate):
+def update_package(session: DbSession, user: CurrentUser, settings: CurrentSettings, package_id: int,
+                   body: PackageUpdate):
     package = service.get(session, package_id, for_update=True)
+    _check_user_input(user, settings, body)
     return PackageRead.model_validate(service.update(session, package, body))
 
 
