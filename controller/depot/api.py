@@ -3,18 +3,20 @@ background; the CLI adds the scheduler and the worker next to it."""
 
 from __future__ import annotations
 
+import logging
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from depot import __version__
 from depot.config import Settings
 from depot.credentials.views import router as credentials_router
-from depot.database.core import make_engine, make_sessionmaker
+from depot.database.core import first_line, is_disconnect, make_engine, make_sessionmaker
 from depot.deployments.views import router as deployments_router
 from depot.deployments.views import runs_router, schedules_router
 from depot.audit.views import router as audit_router
@@ -32,6 +34,7 @@ from depot.users.service import ADMIN, OPERATOR, VIEWER
 from depot.users.views import tokens_router, users_router
 
 API_PREFIX = "/api/v1"
+log = logging.getLogger(__name__)
 
 
 def _errors(errors) -> list[dict]:
@@ -68,6 +71,24 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(IntegrityError)
     async def integrity_error(_request: Request, exc: IntegrityError):
         return JSONResponse({"detail": f"conflicts with stored data: {exc.orig}"}, status_code=409)
+
+    # The database unreachable or restarting (connection refused or dropped, server shutting down,
+    # no pooled connection in time, SQLite locked beyond its busy timeout): 503, so clients know to
+    # retry (its transaction is rolled back; only a connection lost during COMMIT itself leaves the
+    # outcome unknown, as with any database). The error's own text is not echoed (it may name the
+    # server's address); its class is.
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(DBAPIError)
+    async def database_unavailable(_request: Request, exc: Exception):
+        if not is_disconnect(exc):
+            log.error("database error", exc_info=exc)
+            return JSONResponse({"detail": "database error: the request was not completed"}, status_code=500)
+        cause = type(getattr(exc, "orig", None) or exc).__name__
+        log.warning("database unavailable (%s): %s", cause, first_line(exc))
+        return JSONResponse({"detail": f"the database is unavailable ({cause}): the request was not "
+                                       "completed; retry later"}, status_code=503, headers={"Retry-After": "5"})
 
 
 def create_app(settings: Settings) -> FastAPI:

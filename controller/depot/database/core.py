@@ -4,14 +4,20 @@ production database, where workers coordinate through row locks (SKIP LOCKED).""
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
+from sqlalchemy import exc as sa
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def utcnow() -> dt.datetime:
@@ -58,10 +64,53 @@ def ensure_sqlite_directory(url: str) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
+# Connections a process may hold at once: the API's thread pool (40 threads for sync views), plus
+# the worker's tick, heartbeat, one thread per running batch and its event writes. The pool must
+# not be the bottleneck: with fewer connections than threads, requests queue for a connection
+# (pool_timeout) behind requests that hold one while they wait for something slow (ansible-inventory).
+POOL_SIZE, MAX_OVERFLOW = 10, 40
+# Seconds to wait for a PostgreSQL connection: an unreachable server fails a request, not hangs it.
+CONNECT_TIMEOUT = 10
+# Seconds a SQLite statement waits for the write lock (busy timeout) before "database is locked".
+SQLITE_BUSY_SECONDS = 30
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is unreachable or restarting (or, on SQLite, locked too long):
+    a condition to retry later, not a fault of the request or the data."""
+    if isinstance(exc, sa.DBAPIError):
+        return bool(exc.connection_invalidated) or isinstance(exc, (sa.OperationalError, sa.InterfaceError))
+    return isinstance(exc, sa.TimeoutError)   # no pooled connection came free in time
+
+
+def first_line(exc: BaseException) -> str:
+    """An error in one line, for a log message."""
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def retry_while_unreachable(fn: Callable[[], T], wait: float, what: str, sleep=time.sleep, clock=time.monotonic) -> T:
+    """``fn()``, retried with backoff for up to ``wait`` seconds while the database is unreachable
+    (:func:`is_disconnect`); any other error, or the last one after ``wait``, is raised. For work
+    that must not be lost to a database restart (a run's end); ``fn`` must be safe to repeat."""
+    deadline, delay = clock() + wait, 0.5
+    while True:
+        try:
+            return fn()
+        except Exception as e:
+            if not is_disconnect(e) or clock() + delay > deadline:
+                raise
+            log.warning("%s failed (the database is unreachable), retrying in %.1f s: %s", what, delay, first_line(e))
+            sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 def make_engine(url: str) -> Engine:
     ensure_sqlite_directory(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        on_disk = make_url(url).database not in (None, "", ":memory:")   # in memory: one connection per thread
+        pool = dict(pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW) if on_disk else {}
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS}, **pool)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
@@ -72,7 +121,11 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # pre-ping: a connection the server dropped (restart, failover) is replaced on checkout, so
+    # the first request after a restart succeeds instead of failing on a dead connection.
+    connect_args = {"connect_timeout": CONNECT_TIMEOUT} if url.startswith("postgresql") else {}
+    return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW,
+                         connect_args=connect_args)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import logging
 import os
 import shutil
 import sys
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from depot.audit import service as audit
 from depot.config import Settings
-from depot.database.core import transaction, utcnow
+from depot.database.core import first_line, is_disconnect, retry_while_unreachable, transaction, utcnow
 from depot.deployments.models import HostResult, Run, Step
 from depot.execution import varsfile
 from depot.orchestration import lifecycle
@@ -30,19 +31,30 @@ from depot.security import Keys
 from depot.targets.models import Target
 
 H = HostStatus
+log = logging.getLogger(__name__)
 # The ansible-playbook installed beside this Python (the controller's own environment) comes
 # first on the run's PATH, not whichever one the caller's PATH finds.
 BIN_DIR = str(Path(sys.executable).parent)
 LOG_TAIL_LINES = 60
+# How long the end of a run (its last results, its status) waits for an unreachable database
+# before giving up (the hosts then stay Active until the lease expires: Inconclusive, re-verified).
+FINAL_WRITE_WAIT = 300
 CONTACT_RETRY_SECONDS = 30
 
 
 class EventSink:
     """Collects step results and log lines from events; writes them in one transaction per
-    ``batch_size`` results or ``batch_seconds``, whichever comes first."""
+    ``batch_size`` results or ``batch_seconds``, whichever comes first.
+
+    The database may be unreachable for a while (a restart, a failover): a write that fails so
+    keeps its results pending and is retried at a later event (backing off up to
+    ``RETRY_SECONDS_MAX``), so nothing the hosts reported is dropped and the run goes on. The
+    results are idempotent to re-apply: only hosts still Active take one."""
+
+    RETRY_SECONDS_MAX = 5.0
 
     def __init__(self, factory: sessionmaker[Session], run_id: int, deployment_id: int, actor: str,
-                 batch_size: int, batch_seconds: float, clock=time.monotonic):
+                 batch_size: int, batch_seconds: float, clock=time.monotonic, sleep=time.sleep):
         self.factory = factory
         self.run_id = run_id
         self.deployment_id = deployment_id
@@ -50,10 +62,13 @@ class EventSink:
         self.batch_size = batch_size
         self.batch_seconds = batch_seconds
         self.clock = clock
+        self.sleep = sleep
         self.pending: list[StepResult] = []
         self.logs: dict[str, collections.deque] = collections.defaultdict(lambda: collections.deque(maxlen=LOG_TAIL_LINES))
         self.events = 0
         self.last_flush = clock()
+        self.retry_at: float | None = None   # while writes fail: not before then
+        self.failures = 0                    # consecutive failed writes
 
     def handle(self, event: dict) -> bool:
         self.events += 1
@@ -63,21 +78,59 @@ class EventSink:
         result = step_result(event)
         if result is not None and result.host:
             self.pending.append(result)
-        if len(self.pending) >= self.batch_size or (self.pending and self.clock() - self.last_flush >= self.batch_seconds):
-            self.flush()
+        self.poll()
         return True  # keep the event in the artifacts as well
 
-    def flush(self) -> None:
+    def poll(self) -> None:
+        """Write the pending results if they are due: at each event, and between events (the run's
+        loop calls it at least every few seconds), so a result that no further event follows, or
+        one kept pending through a database outage, is not left waiting for the next event."""
+        now = self.clock()
+        due = len(self.pending) >= self.batch_size or (self.pending and now - self.last_flush >= self.batch_seconds)
+        if due and (self.retry_at is None or now >= self.retry_at):
+            self.flush()
+
+    def flush(self, wait: float = 0.0) -> bool:
+        """Write the pending results; returns whether they are written. While the database is
+        unreachable they stay pending for a later flush; with ``wait`` (the run's end), retried
+        for up to ``wait`` seconds, then the error is raised."""
+        deadline = self.clock() + wait
+        while True:
+            try:
+                self._write()
+            except Exception as e:  # noqa: BLE001 - only unreachable-database errors are retried
+                if not is_disconnect(e):
+                    raise
+                self.failures += 1
+                delay = min(self.RETRY_SECONDS_MAX, self.batch_seconds * 2 ** self.failures)
+                self.retry_at = self.clock() + delay
+                log.warning("run %s: writing %d result(s) failed (the database is unreachable), retrying in %.1f s: %s",
+                            self.run_id, len(self.pending), delay, first_line(e))
+                if self.clock() + delay > deadline:
+                    if wait:
+                        raise
+                    return False
+                self.sleep(delay)
+                continue
+            if self.failures:
+                log.info("run %s: results written again after %d failed attempt(s)", self.run_id, self.failures)
+            self.failures, self.retry_at = 0, None
+            return True
+
+    def _write(self) -> None:
         self.last_flush = self.clock()
         if not self.pending:
             return
-        results, self.pending = self.pending, []
+        results = list(self.pending)
         with transaction(self.factory) as session:
             apply_results(session, self.run_id, results, {h: "\n".join(lines) for h, lines in self.logs.items()},
                           self.actor)
             lifecycle.settle(session, self.actor, [self.deployment_id])
             run = session.get(Run, self.run_id)
             run.events = self.events
+        # Committed: only now are they no longer pending (events handled meanwhile run on this
+        # thread, so nothing was appended in between).
+        del self.pending[:len(results)]
 
 
 def _retry(session: Session, row: HostResult, step: Step, result: StepResult, now: dt.datetime, actor: str,
@@ -204,19 +257,42 @@ def run_batch(factory: sessionmaker[Session], settings: Settings, keys: Keys, ru
             ssh_key=plan.ssh_key,   # fed to the run's ssh-agent through a fifo, never a file
             forks=max(1, min(len(hosts), settings.worker_forks)),
             event_handler=sink.handle if secrets is None else _forgetting(secrets, sink.handle),
-            cancel_callback=cancel_requested,
+            cancel_callback=_unless_unreachable(cancel_requested, sink),
             suppress_env_files=True,
             quiet=True,
         )
         status = runner.status
     finally:
-        sink.flush()
-        finish_run(factory, run_id, status, sink.events, actor)
+        # Private files first: the writes below may wait for the database.
         drop_private_files(run_dir)
         shutil.rmtree(control_dir, ignore_errors=True)
         if secrets:
             secrets.forget()
+        sink.flush(wait=FINAL_WRITE_WAIT)
+        retry_while_unreachable(lambda: finish_run(factory, run_id, status, sink.events, actor), FINAL_WRITE_WAIT,
+                                f"recording the end of run {run_id}")
     return status
+
+
+def _unless_unreachable(cancel_requested, sink: EventSink):
+    """ansible-runner's cancel callback, called by its loop after each output or every few seconds
+    (on the thread that handles events): writes the sink's due results, then asks whether to cancel.
+    It must not raise: that would abandon the playbook mid-run (CallbackError) and lose every
+    result still to come. While the database is unreachable the last answer stands; other errors
+    are raised as before."""
+    last = False
+
+    def check() -> bool:
+        nonlocal last
+        sink.poll()
+        try:
+            last = cancel_requested()
+        except Exception as e:
+            if not is_disconnect(e):
+                raise
+            log.warning("cancel check skipped (the database is unreachable): %s", first_line(e))
+        return last
+    return check
 
 
 def _forgetting(secrets: "SecretsFile", handle):
