@@ -17,7 +17,7 @@ from depot.config import Settings, get_settings
 
 def _scheduler_loop(sessions, interval: float, stop: threading.Event) -> None:
     """Run a scheduler tick every ``interval`` seconds, each in a transaction of its own, until ``stop``."""
-    from depot.database.core import transaction, utcnow
+    from depot.database.core import log_failure, transaction, utcnow
     from depot.scheduling.tick import tick
 
     log = logging.getLogger("depot.scheduling")
@@ -25,20 +25,21 @@ def _scheduler_loop(sessions, interval: float, stop: threading.Event) -> None:
         try:
             with transaction(sessions) as session:
                 tick(session, utcnow())
-        except Exception:  # noqa: BLE001 - one failed tick must not stop the scheduler
-            log.exception("scheduler tick failed")
+        except Exception as e:  # noqa: BLE001 - one failed tick must not stop the scheduler
+            log_failure(log, "scheduler tick", e)
 
 
 def _delivery_loop(sessions, settings: Settings, keys, stop: threading.Event) -> None:
     """Send the due notifications every ``notification_interval`` seconds until ``stop``."""
+    from depot.database.core import log_failure
     from depot.notifications.service import deliver_due
 
     log = logging.getLogger("depot.notifications")
     while not stop.wait(settings.notification_interval):
         try:
             deliver_due(sessions, settings, keys)
-        except Exception:  # noqa: BLE001 - one failed pass must not stop the deliveries
-            log.exception("notification delivery pass failed")
+        except Exception as e:  # noqa: BLE001 - one failed pass must not stop the deliveries
+            log_failure(log, "notification delivery pass", e)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -89,6 +89,15 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def log_failure(logger: logging.Logger, what: str, exc: BaseException) -> None:
+    """A background loop's failed pass: one line while the database is unreachable (it will be
+    tried again), the whole traceback for anything else."""
+    if is_disconnect(exc):
+        logger.warning("%s failed: the database is unreachable (%s)", what, first_line(exc))
+    else:
+        logger.error("%s failed", what, exc_info=exc)
+
+
 def retry_while_unreachable(fn: Callable[[], T], wait: float, what: str, sleep=time.sleep, clock=time.monotonic) -> T:
     """``fn()``, retried with backoff for up to ``wait`` seconds while the database is unreachable
     (:func:`is_disconnect`); any other error, or the last one after ``wait``, is raised. For work

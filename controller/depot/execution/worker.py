@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from depot.config import Settings
-from depot.database.core import transaction, utcnow
+from depot.database.core import log_failure, transaction, utcnow
 from depot.deployments.models import Deployment, HostResult, Run
 from depot.orchestration import lifecycle
 from depot.execution import wakeup
@@ -177,15 +177,15 @@ class Worker:
     def run_forever(self) -> None:
         try:
             self.start()
-        except Exception:  # noqa: BLE001 - recovery is also done by the leases: go on
-            log.exception("worker start-up recovery failed")
+        except Exception as e:  # noqa: BLE001 - recovery is also done by the leases: go on
+            log_failure(log, "worker start-up recovery", e)
         beat = threading.Thread(target=self._heartbeat_loop, name="depot-heartbeat", daemon=True)
         beat.start()
         while not self.stopping.is_set():
             try:
                 self.tick()
-            except Exception:  # noqa: BLE001 - e.g. the database restarting: log and try again
-                log.exception("worker tick failed")
+            except Exception as e:  # noqa: BLE001 - e.g. the database restarting: log and try again
+                log_failure(log, "worker tick", e)
             self.stopping.wait(self.settings.worker_poll_interval)
         self.drain()
         self.presence.release()
@@ -195,8 +195,8 @@ class Worker:
         while not self.stopping.wait(interval):
             try:
                 self.heartbeat()
-            except Exception:  # noqa: BLE001
-                log.exception("heartbeat failed")
+            except Exception as e:  # noqa: BLE001
+                log_failure(log, "heartbeat", e)
 
     def drain(self, timeout: float | None = None) -> None:
         with self.lock:
