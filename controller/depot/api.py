@@ -23,6 +23,7 @@ from depot.audit.views import router as audit_router
 from depot.dependencies import DbSession, allow, audited
 from depot.errors import DepotError, Invalid
 from depot.hosts.views import router as hosts_router
+from depot.limits import BodySizeLimit
 from depot.notifications.views import router as notifications_router
 from depot.orchestration.states import InvalidTransition
 from depot.packages.views import content_router
@@ -107,6 +108,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.keys = load_keys(settings.data_dir, settings.secret_key)
     _install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
 
     api = APIRouter(prefix=API_PREFIX)
 

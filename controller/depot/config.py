@@ -42,6 +42,9 @@ class Settings(BaseSettings):
         "and signs content URLs and check-in tokens, all of them decrypt and verify (key rotation). "
         "Default: <data_dir>/secret.key (one key per line), created on first use."))
     max_upload_bytes: int = Field(default=4 * 1024 ** 3, ge=1, description="Largest package content accepted by upload.")
+    max_request_bytes: int = Field(default=8 * 1024 ** 2, ge=1024, description=(
+        "Largest request body the API reads (JSON: scripts, options); larger ones get 413 before they are read. "
+        "Package uploads have their own limit."))
     content_url_ttl: int = Field(default=3600, ge=60, description="Seconds a signed content URL stays valid.")
     content_url_allowed_networks: list[IPvAnyNetwork] = Field(default_factory=list, description=(
         "Networks (CIDR, JSON list in the environment) that a package's content_url may point at when a "
