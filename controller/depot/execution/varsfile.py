@@ -21,6 +21,11 @@ class _Dumper(yaml.SafeDumper):
 
 
 def _unsafe_str(dumper, value):
+    # ansible-core reads an ``!unsafe`` scalar by resolving its text as if it were unquoted, so
+    # !unsafe '3' arrives as the integer 3 (and 'true' as a boolean, '1.5' as a float). A string
+    # that reads as another type holds no template either: it goes plainly quoted, a string.
+    if dumper.resolve(yaml.ScalarNode, value, (True, False)) != "tag:yaml.org,2002:str":
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="'")
     return dumper.represent_scalar("!unsafe", value, style="'")
 
 

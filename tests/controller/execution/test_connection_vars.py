@@ -174,3 +174,25 @@ def test_the_secrets_file_stays_until_the_playbook_has_read_its_vars():
     finally:
         secrets.forget()
     assert seen == ["verbose", "verbose", "playbook_on_start"]
+
+
+def test_every_user_string_reaches_ansible_as_the_same_string_and_untemplated(tmp_path):
+    """ansible-core reads ``!unsafe '3'`` as the integer 3 (it resolves the text as if unquoted):
+    an argument "3" made the package step refuse its own command line. Strings that read as
+    another type go plainly quoted; the rest stay !unsafe; all arrive as str, none templated."""
+    values = ["/bin/echo", "3", "007", "true", "no", "1.5", "1e3", "2026-01-01", "null", "~", "", "0x1f",
+              "{{ lookup('ansible.builtin.pipe', 'touch %s') }}" % (tmp_path / "pwned"), "{% raw %}x"]
+    vars_file = tmp_path / "vars.yml"
+    vars_file.write_text(varsfile.dump({"values": values}))
+    expected = tmp_path / "expected.json"
+    expected.write_text(json.dumps(values))
+    playbook = tmp_path / "check.yml"
+    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"ansible.builtin.assert": {"that": [
+            "values | map('type_debug') | unique | list == ['str']",
+            "values == (lookup('ansible.builtin.file', '%s') | from_json)" % expected]}},
+    ]}]))
+    run = subprocess.run([str(Path(sys.executable).with_name("ansible-playbook")), "-i", "localhost,", "-c", "local",
+                          str(playbook), "-e", f"@{vars_file}"], capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert not (tmp_path / "pwned").exists()
