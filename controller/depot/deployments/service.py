@@ -277,6 +277,9 @@ def update(session: Session, deployment: Deployment, data: DeploymentUpdate, act
     which = [field for field in ("windows", "exclusions") if field in data.model_fields_set]
     if which:
         windows_service.replace_windows(deployment, windows, which)
+        if deployment.schedule_rrule is not None and "schedule" not in data.model_fields_set:
+            # A deferred run waits for a window that may have moved: the next tick works it out again.
+            deployment.schedule_next_run_at = None
     if data.steps is not None:
         _replace_steps(session, deployment, data.steps)
     session.flush()

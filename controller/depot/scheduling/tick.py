@@ -12,7 +12,8 @@ windows and exclusions) what to do:
 * ``defer`` / ``none`` - nothing but ``next_run_at`` (the window a deferred run waits for, or the next
   occurrence).
 
-Draft deployments are never looked at: a draft never runs. A deployment that cannot start (its
+Draft deployments are never looked at: a draft never runs; nor are those whose ``next_run_at`` is
+still ahead (the index on it makes a tick cost what is due). A deployment that cannot start (its
 targets no longer resolve, ...) is logged and its occurrence is recorded, so it is not retried on
 every tick. On PostgreSQL the tick takes a transaction-level advisory lock first, so one tick runs at
 a time across every controller process; a second tick waits, then sees the first one's work (the
@@ -46,12 +47,17 @@ def tick(session: Session, now: datetime, actor: str = "scheduler") -> list[int]
     now = require_aware(now, "now")
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
+    # Only what may be due: next_run_at is the next occurrence, or the window a deferred run waits
+    # for, as the last evaluation found it; NULL is "not worked out" (windows just changed) or "no
+    # occurrence left". So a tick costs what is due, not every scheduled deployment.
+    due_now = Deployment.schedule_next_run_at <= now
     candidates = session.scalars(
         select(Deployment).where(Deployment.schedule_rrule.is_not(None), or_(
-            Deployment.state == DeploymentState.READY,
-            # a completed one whose schedule has occurrences left (next_run_at) and was not cancelled
+            and_(Deployment.state == DeploymentState.READY,
+                 or_(due_now, Deployment.schedule_next_run_at.is_(None))),
+            # a completed one whose schedule has occurrences left and was not cancelled
             and_(Deployment.state == DeploymentState.COMPLETED, Deployment.outcome != DeploymentOutcome.CANCELLED,
-                 Deployment.schedule_next_run_at.is_not(None))))
+                 due_now)))
         .options(selectinload(Deployment.maintenance_windows)).order_by(Deployment.id).with_for_update()).all()
     started: list[int] = []
     for deployment in candidates:

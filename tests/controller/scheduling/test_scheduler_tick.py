@@ -182,3 +182,28 @@ def test_a_cancelled_deployment_is_not_run_again(app, client, scheduled):
     client.post(f"/api/v1/deployments/{deployment}/cancel")
     assert run_tick(app, FIRST + timedelta(days=1)) == []
     assert stored(app, deployment)[0] == "completed"
+
+
+def test_a_tick_evaluates_only_what_may_be_due(app, client, scheduled, monkeypatch):
+    """A tick costs what is due: deployments whose next run is still ahead are not evaluated; a
+    change of windows makes the next tick work a deployment out again."""
+    from depot.scheduling import tick as tick_module
+
+    evaluated = []
+    real = tick_module.due_runs
+    monkeypatch.setattr(tick_module, "due_runs", lambda schedule, *a, **kw: evaluated.append(schedule) or real(
+        schedule, *a, **kw))
+    later = scheduled(schedule=dict(DAILY_9, rrule="FREQ=DAILY;BYHOUR=18;BYMINUTE=0"))
+    due = scheduled()
+    run_tick(app, FIRST - timedelta(minutes=1))
+    assert evaluated == []                                # neither is due before 09:00
+    assert run_tick(app, FIRST + timedelta(seconds=20)) == [due]
+    assert len(evaluated) == 1                            # the 18:00 one was not looked at
+    r = client.patch(f"/api/v1/deployments/{later}", json={"windows": [
+        {"kind": "one_off", "start": "2030-03-01T17:00:00Z", "end": "2030-03-01T21:00:00Z"}]})
+    assert r.status_code == 200, r.text
+    assert stored(app, later)[2] is None                  # to be worked out again
+    assert stored(app, later)[0] == "draft"               # an edit sends it back to draft
+    assert client.post(f"/api/v1/deployments/{later}/ready").status_code == 200
+    run_tick(app, FIRST + timedelta(minutes=1))
+    assert len(evaluated) == 2 and stored(app, later)[2] == FIRST.replace(hour=18)
