@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +44,44 @@ def _reasons(stderr: str) -> str:
     return " | ".join(lines or stderr.strip().splitlines()[-3:])[:2000]
 
 
+# Static inventories (files and directories of them) read once per version: the key changes with
+# every file's mtime, size and inode. ansible-inventory costs a Python start-up (1-2 s on a busy
+# machine), and every start, readiness check and host preview resolves targets.
+_STATIC: dict[str, tuple[tuple, dict]] = {}
+_STATIC_LOCK = threading.Lock()
+_PLUGIN_CONFIG = re.compile(rb"^plugin\s*:", re.MULTILINE)
+
+
+def _static_version(source: str) -> tuple | None:
+    """What changes whenever a static inventory source changes; None for a source that may give
+    other hosts without changing on disk (an executable script, an inventory plugin's config)."""
+    path = Path(source)
+    try:
+        files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else []
+        version = []
+        for f in files:
+            st = f.stat()
+            if st.st_mode & 0o111 or (f.suffix in (".yml", ".yaml") and _PLUGIN_CONFIG.search(f.read_bytes())):
+                return None
+            version.append((str(f), st.st_mtime_ns, st.st_size, st.st_ino))
+    except OSError:
+        return None
+    return tuple(version) or None
+
+
 def load_inventory(source: str, cache: dict[str, dict] | None = None) -> dict:
-    """``ansible-inventory -i SOURCE --list`` as a dict (groups, and host vars under _meta). With
-    ``cache``, each source is read once per cache (use one cache for one call)."""
+    """``ansible-inventory -i SOURCE --list`` as a dict (groups, and host vars under _meta); do not
+    modify it. With ``cache``, each source is read once per cache (use one cache for one call); a
+    static source is read once per version of its files in any case."""
     if cache is not None and source in cache:
         return cache[source]
+    version = _static_version(source)
+    with _STATIC_LOCK:
+        known = _STATIC.get(source)
+    if version is not None and known is not None and known[0] == version:
+        if cache is not None:
+            cache[source] = known[1]
+        return known[1]
     env = {k: v for k, v in os.environ.items() if k not in ("ANSIBLE_CONFIG", "ANSIBLE_INVENTORY_ENABLED")}
     env["ANSIBLE_INVENTORY_UNPARSED_FAILED"] = "true"   # an unparsable source is an error, not an empty inventory
     try:
@@ -62,6 +97,9 @@ def load_inventory(source: str, cache: dict[str, dict] | None = None) -> dict:
         raise InventoryError(f"ansible-inventory printed no JSON for {source}: {e}") from None
     if cache is not None:
         cache[source] = inventory
+    if version is not None and version == _static_version(source):   # unchanged while it was read
+        with _STATIC_LOCK:
+            _STATIC[source] = (version, inventory)
     return inventory
 
 

@@ -73,3 +73,43 @@ def test_one_call_reads_each_source_once(inventory, monkeypatch):
     assert len(calls) == 1
     assert calls[0][1:] == ["-i", str(inventory.resolve()), "--list"]
     assert calls[0][0].endswith("ansible-inventory")
+
+
+@pytest.fixture
+def runs(monkeypatch):
+    """How many times ansible-inventory ran."""
+    import subprocess
+    calls = []
+    real = subprocess.run
+
+    def counting(argv, *args, **kwargs):
+        if str(argv[0]).endswith("ansible-inventory"):
+            calls.append(argv)
+        return real(argv, *args, **kwargs)
+    monkeypatch.setattr(service.subprocess, "run", counting)
+    return calls
+
+
+def test_a_static_inventory_is_read_once_per_version(inventory, runs):
+    assert service.resolve(spec(inventory, kind="group", group="web")) == ["web1", "web2"]
+    assert service.resolve(spec(inventory, kind="group", group="db")) == ["db1"]
+    assert len(runs) <= 1                      # one read (none if an earlier test read this version)
+    before = len(runs)
+    inventory.write_text(inventory.read_text().replace("web2:", "web3:"))
+    assert service.resolve(spec(inventory, kind="group", group="web")) == ["web1", "web3"]
+    assert len(runs) == before + 1
+
+
+def test_a_script_or_plugin_config_is_read_every_time(tmp_path, runs):
+    script = tmp_path / "inventory.sh"
+    script.write_text('#!/bin/sh\necho \'{"web": {"hosts": ["w1"]}, "_meta": {"hostvars": {}}}\'\n')
+    script.chmod(0o755)
+    for _ in range(2):
+        assert service.resolve(spec(script, kind="group", group="web")) == ["w1"]
+    assert len(runs) == 2
+    config = tmp_path / "cloud.yml"
+    config.write_text("plugin: ansible.builtin.constructed\nstrict: false\n")
+    for _ in range(2):
+        with pytest.raises(service.InventoryError):
+            service.resolve(spec(config, kind="group", group="web"))
+    assert len(runs) == 4
