@@ -227,7 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--no-worker", action="store_true", help="serve the API only; workers run as `depot worker`")
-    serve.add_argument("--drain-timeout", type=float, default=600, help="seconds to let running steps finish on stop")
+    serve.add_argument("--drain-timeout", type=float, default=600, help=(
+        "on stop, running playbooks are cancelled at once (their Active hosts become Inconclusive and are "
+        "re-verified later); seconds to wait for them to wind down"))
     serve.set_defaults(func=_serve)
 
     worker = sub.add_parser("worker", help="a worker that claims and runs work (any number, on PostgreSQL)")
