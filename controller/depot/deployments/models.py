@@ -150,7 +150,7 @@ class HostResult(Base):
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]
     log_tail: Mapped[str | None] = mapped_column(Text)
-    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), index=True)
     # Set at start from the targets and the inventory: the targets the host came from (their
     # maintenance windows apply), its rollout ring, its inventory address and MAC.
     targets: Mapped[list] = mapped_column(default=list)
