@@ -158,6 +158,9 @@ def apply_results(session: Session, run_id: int, results: list[StepResult], logs
     rows = {r.host: r for r in session.scalars(select(HostResult).where(
         HostResult.run_id == run_id, HostResult.status == H.ACTIVE))}
     steps: dict[int, Step] = {}
+    # The common case - a result that is final - is written per (status, outcome): one batch of
+    # transitions each, instead of an INSERT and a flush per host.
+    final: dict[tuple[HostStatus, str], list[tuple[HostResult, dict]]] = {}
     for result in results:
         row = rows.pop(result.host, None)
         if row is None:
@@ -186,7 +189,12 @@ def apply_results(session: Session, run_id: int, results: list[StepResult], logs
             fields["next_attempt_at"] = now + dt.timedelta(seconds=wait)
         elif row.wait_boot_id:
             fields["wait_boot_id"] = None
-        set_host_status(session, [row], status, cause=f"step outcome {result.outcome}", actor=actor, **fields)
+        final.setdefault((status, f"step outcome {result.outcome}"), []).append((row, fields))
+    for (status, cause), items in final.items():
+        set_host_status(session, [row for row, _ in items], status, cause=cause, actor=actor)
+        for row, fields in items:
+            for key, value in fields.items():
+                setattr(row, key, value)
 
 
 def _inventories(session: Session, step: Step) -> list[str]:
