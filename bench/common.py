@@ -108,3 +108,20 @@ def table(rows: list[dict]) -> str:
                      f"{_fmt(r['peer_value'], r['unit']) if r['peer'] else ''} | {ratio} | {r['target']} | {met} |")
     notes = [f"- {r['benchmark']}, {r['figure']}: {r['note']}" for r in rows if r.get("note")]
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
+
+
+def wait_healthy(api, process, log_path: Path, timeout: float = 60) -> None:
+    """Wait until the API answers /health; raise with the end of its log if the process ends first
+    or ``timeout`` passes."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if api.get("/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"depot serve did not come up:\n{Path(log_path).read_text()[-3000:]}")
+        time.sleep(0.2)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.common import VENV_BIN, Row, alternate, lab, median
+from bench.common import VENV_BIN, Row, alternate, lab, median, wait_healthy
 from bench.idempotent import run_playbook
 
 BENCH = "7. Content"
@@ -84,17 +84,11 @@ class Controller:
                                         env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.api = httpx.Client(base_url=self.url + "/api/v1", timeout=600,
                                 headers={"Authorization": f"Bearer {token}"})
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if self.api.get("/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.close()
-                raise RuntimeError(f"depot serve did not start:\n{self.log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
+        try:
+            wait_healthy(self.api, self.process, self.log_path)
+        except RuntimeError:
+            self.close()
+            raise
 
     def package(self, payload: Path) -> dict:
         """Create the package, upload its content, return {src, checksum} (the signed URL)."""

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import ROOT, VENV_BIN, Row, alternate, lab, median
+from bench.common import ROOT, VENV_BIN, Row, alternate, lab, median, wait_healthy
 
 FORKS = 25
 MARKER = "/opt/depot-bench-overhead/agent"
@@ -85,16 +85,7 @@ class Controller:
                                        env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         self.api = httpx.Client(base_url=self.url + "/api/v1", timeout=60,
                                 headers={"Authorization": f"Bearer {token}"})
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if self.api.get("/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if self.server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("depot serve did not come up:\n" + (self.workdir / "serve.log").read_text()[-3000:])
-            time.sleep(0.2)
+        wait_healthy(self.api, self.server, self.workdir / "serve.log")
         return self
 
     def __exit__(self, *exc) -> None:

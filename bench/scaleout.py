@@ -35,7 +35,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.common import VENV_BIN, Row, alternate, lab, median
+from bench.common import VENV_BIN, Row, alternate, lab, median, wait_healthy
 
 BENCHMARK = "8. Scale-out"
 DEPOT = str(VENV_BIN / "depot")
@@ -157,16 +157,7 @@ class Controller:
         self.api_proc = self._start("api", [DEPOT, "serve", "--no-worker", "--host", bench_lab.bridge_address,
                                             "--port", str(port)], self._env("api"))
         self.api = httpx.Client(base_url=public + "/api/v1", timeout=60, headers={"Authorization": f"Bearer {token}"})
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if self.api.get("/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if self.api_proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the API did not start: " + (workdir / "api.log").read_text()[-3000:])
-            time.sleep(0.2)
+        wait_healthy(self.api, self.api_proc, workdir / "api.log")
         self.target = self.ok(self.api.post("/targets", json=dict(
             name="scaleout", kind="host", inventory=str(bench_lab.inventory), hosts=[h.name for h in bench_lab.hosts])))
         self.rounds = 0
