@@ -61,7 +61,11 @@ def _serve(args: argparse.Namespace) -> int:
     if not args.no_worker:
         worker = Worker(app.state.sessionmaker, settings, app.state.keys)
         threading.Thread(target=worker.run_forever, name="depot-worker", daemon=True).start()
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    # Idle connections stay open longer than clients keep them (httpx: 5 s, like uvicorn's default):
+    # with equal timeouts a client may send on a connection the server is closing at that instant,
+    # and the request fails with "server disconnected" (1 in 1,372 under the 50-client load test).
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
+                            timeout_keep_alive=65)
     server = uvicorn.Server(config)
     try:
         server.run()
