@@ -3,6 +3,7 @@ PostgreSQL server at 127.0.0.1:5432 (a fresh database per test, dropped afterwar
 
 import os
 import uuid
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -19,16 +20,15 @@ def _postgres_available():
         return False
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'depot.db'}"
-        return
+@contextmanager
+def postgres_database(prefix: str = "depot_test"):
+    """The URL of a fresh database on the PostgreSQL server, dropped afterwards (skipped when there
+    is no server, except under CI, where that fails)."""
     if not _postgres_available():
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
         pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
-    name = f"depot_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
         c.execute(text(f'CREATE DATABASE "{name}"'))
@@ -38,6 +38,15 @@ def database_url(request, tmp_path):
         with admin.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'depot.db'}"
+        return
+    with postgres_database() as url:
+        yield url
 
 
 # --- the API, on each database ---------------------------------------------------------------------

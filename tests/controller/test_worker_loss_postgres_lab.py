@@ -17,7 +17,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import httpx
@@ -25,7 +24,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from depot.execution.presence import Presence
-from tests.controller.conftest import PG_ADMIN_URL, _postgres_available
+from tests.controller.conftest import postgres_database
 from tests.controller.test_crash_recovery_lab import alive, descendants, log_count, ok, wait_for
 
 pytestmark = pytest.mark.lab
@@ -46,20 +45,8 @@ LEASE = 6
 
 @pytest.fixture
 def database():
-    if not _postgres_available():
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
-        pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
-    name = f"depot_wloss_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database("depot_wloss") as url:
+        yield url
 
 
 @pytest.fixture
