@@ -25,6 +25,7 @@ from depot.errors import DepotError, Invalid
 from depot.hosts.views import router as hosts_router
 from depot.limits import BodySizeLimit
 from depot.notifications.views import router as notifications_router
+from depot.observability import install_observability
 from depot.orchestration.states import InvalidTransition
 from depot.packages.views import content_router
 from depot.packages.views import router as packages_router
@@ -109,6 +110,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.keys = load_keys(settings.data_dir, settings.secret_key)
     _install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    install_observability(app)   # GET /metrics; X-Request-ID and the request id on log lines
 
     api = APIRouter(prefix=API_PREFIX)
 

@@ -64,8 +64,10 @@ def _serve(args: argparse.Namespace) -> int:
     # Idle connections stay open longer than clients keep them (httpx: 5 s, like uvicorn's default):
     # with equal timeouts a client may send on a connection the server is closing at that instant,
     # and the request fails with "server disconnected" (1 in 1,372 under the 50-client load test).
+    # log_config=None: uvicorn's own lines go through the root logger's handler too (text or JSON,
+    # DEPOT_LOG_FORMAT), instead of a handler of its own.
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
-                            timeout_keep_alive=65)
+                            timeout_keep_alive=65, log_config=None)
     server = uvicorn.Server(config)
     try:
         server.run()
@@ -204,15 +206,108 @@ def _reencrypt(args: argparse.Namespace) -> int:
     return 0
 
 
-def _settings(args: argparse.Namespace) -> int:
-    settings = get_settings()
+def _shown(settings: Settings, name: str):
+    """A setting's value as `depot settings` shows it: secrets as "(set)", no password in the database URL."""
+    from pydantic import SecretStr
+
+    value = getattr(settings, name)
+    if value is None:
+        return None
+    if name == "secret_key" or isinstance(value, SecretStr):
+        return "(set)"
+    if name == "database_url":
+        return _safe_url(value)
+    return value
+
+
+def _hides_something(settings: Settings, name: str) -> bool:
+    return _shown(settings, name) == "(set)" or (name == "database_url" and _shown(settings, name) != settings.database_url)
+
+
+def _given(settings: Settings) -> set[str]:
+    """The settings given in the environment or the configuration file (not defaults)."""
+    given = set(settings.model_fields_set)
+    if settings.database_url == f"sqlite:///{settings.data_dir / 'depot.db'}":   # filled in from data_dir
+        given.discard("database_url")
+    return given
+
+
+def _env_value(value, quoted: bool = True) -> str:
+    """A value as a line of a DEPOT_CONFIG_FILE (dotenv) or a systemd EnvironmentFile reads it back:
+    bools as true/false, lists as JSON in single quotes (literal in both; unquoted, systemd would
+    strip the double quotes inside)."""
+    import json
+
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        text = json.dumps([str(v) for v in value])
+        return f"'{text}'" if quoted else text
+    text = str(value)
+    if any(c.isspace() or c in "#'\"\\" for c in text):
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return text
+
+
+#: Defaults that depend on the machine, as the documentation states them.
+DOC_DEFAULTS = {
+    "data_dir": "`$XDG_DATA_HOME/depot` (`~/.local/share/depot`)",
+    "database_url": "SQLite at `<data_dir>/depot.db`",
+    "collections_path": "the checkout's `.collections`; installed from a wheel: the copy of the collection in the package",
+    "worker_name": "`<hostname>:<pid>`",
+}
+
+
+def settings_markdown() -> str:
+    """The table of every setting in docs/operations.md (a test keeps the two equal)."""
+    lines = ["| setting | default | what it is |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
-        value = getattr(settings, name)
-        if name == "secret_key" and value:
-            value = "(set)"
-        if name == "database_url":
-            value = _safe_url(value)
-        print(f"DEPOT_{name.upper()} = {value}\n    {field.description}")
+        if name in DOC_DEFAULTS:
+            default = DOC_DEFAULTS[name]
+        else:
+            value = field.default_factory() if field.default_factory else field.default
+            default = "unset" if value is None else f"`{_env_value(value, quoted=False)}`"
+        description = (field.description or "").replace("|", "\\|")
+        lines.append(f"| `DEPOT_{name.upper()}` | {default} | {description} |")
+    return "\n".join(lines)
+
+
+def _settings(args: argparse.Namespace) -> int:
+    import json
+
+    if args.format == "markdown":
+        print(settings_markdown())
+        return 0
+    settings = get_settings()
+    if args.format == "json":
+        values = settings.model_dump(mode="json")
+        print(json.dumps({f"DEPOT_{name.upper()}": {"value": _shown(settings, name) if _hides_something(settings, name)
+                                                    else values[name], "description": field.description}
+                          for name, field in Settings.model_fields.items()}, indent=2))
+        return 0
+    for name, field in Settings.model_fields.items():
+        value = _shown(settings, name)
+        if args.format == "text":
+            print(f"DEPOT_{name.upper()} = {value}\n    {field.description}")
+            continue
+        # env: a configuration file (DEPOT_CONFIG_FILE) of the settings given explicitly (environment or
+        # file); the others, and anything secret, commented out.
+        print(f"# {field.description}")
+        if _hides_something(settings, name):
+            print(f"# DEPOT_{name.upper()}=... (set; not shown)\n")
+        elif value is None:
+            print(f"# DEPOT_{name.upper()}=\n")
+        else:
+            comment = "" if name in _given(settings) else "# "
+            print(f"{comment}DEPOT_{name.upper()}={_env_value(value)}\n")
+    return 0
+
+
+def _completion(args: argparse.Namespace) -> int:
+    """A completion script for the shell, generated from the parser (shtab)."""
+    import shtab
+
+    print(shtab.complete(build_parser(), shell=args.shell))
     return 0
 
 
@@ -261,17 +356,37 @@ def build_parser() -> argparse.ArgumentParser:
     new_key.set_defaults(func=_new_key)
 
     settings = sub.add_parser("settings", help="print every setting, its value and what it means")
+    formats = settings.add_mutually_exclusive_group()
+    formats.add_argument("--format", choices=["text", "json", "env", "markdown"], default="text", help=(
+        "json: {DEPOT_NAME: {value, description}}; env: a configuration file (DEPOT_CONFIG_FILE) of the settings "
+        "given, the others commented out; markdown: the table of docs/operations.md"))
+    formats.add_argument("--json", action="store_const", const="json", dest="format", help="same as --format json")
     settings.set_defaults(func=_settings)
+
+    completion = sub.add_parser("completion", help=(
+        "print a shell completion script: `source <(depot completion bash)`, or save it where your shell loads "
+        "completions from"))
+    completion.add_argument("shell", choices=["bash", "zsh"])
+    completion.set_defaults(func=_completion)
 
     from depot import client
     client.add_commands(sub)
     return parser
 
 
+def _log_format() -> str:
+    """DEPOT_LOG_FORMAT; text while the settings cannot be read (the command that needs them says why)."""
+    try:
+        return get_settings().log_format
+    except Exception:  # noqa: BLE001 - e.g. a validation error: reported by the command itself
+        return "text"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from depot.observability.logs import configure_logging
+    configure_logging(args.log_level, _log_format())
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API call is noise in a terminal
     from depot.client import ApiError
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import shtab
 import yaml
 from rich.console import Console
 from rich.live import Live
@@ -169,10 +170,12 @@ def _follow(client: Client, deployment_id: int, args: argparse.Namespace) -> int
                 break
             if deadline and time.monotonic() > deadline:
                 console.print(f"[red]still {deployment['state']} after {args.timeout}s[/]")
-                return 2
+                break
             time.sleep(args.interval)
-    if args.json:
+    if args.json:   # the last snapshot, also when giving up waiting
         print(json.dumps(dict(deployment=deployment, hosts=rows), indent=2))
+    if deployment["state"] not in FINAL_STATES and args.watch:
+        return 2   # --timeout ran out
     if deployment["state"] in FINAL_STATES:
         return 0 if deployment.get("outcome") == "success" else 1
     return 0
@@ -304,7 +307,7 @@ def add_commands(sub) -> None:
     common.add_argument("--json", action="store_true", help="print the result as JSON")
 
     deploy = sub.add_parser("deploy", parents=[common], help="create a deployment from a YAML file, start it, follow it")
-    deploy.add_argument("file")
+    deploy.add_argument("file").complete = shtab.FILE   # `depot completion`: complete file names
     deploy.add_argument("--no-start", action="store_true", help="only create it (Draft)")
     deploy.add_argument("--no-wait", action="store_true", help="start it and return")
     deploy.add_argument("--interval", type=float, default=1.0)

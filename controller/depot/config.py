@@ -9,11 +9,22 @@ import os
 from functools import lru_cache
 from ipaddress import IPv4Network
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, IPvAnyNetwork, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+#: Run from a checkout (the repository root is the collection's root), or installed from a wheel,
+#: which carries a copy of the depot.software collection in depot/collections (setup.py).
+IN_CHECKOUT = (REPO_ROOT / "galaxy.yml").is_file() and (REPO_ROOT / "plugins").is_dir()
+BUNDLED_COLLECTIONS = Path(__file__).resolve().parent / "collections"
+#: The root of the depot.software collection the controller validates options against.
+COLLECTION_ROOT = REPO_ROOT if IN_CHECKOUT else BUNDLED_COLLECTIONS / "ansible_collections" / "depot" / "software"
+
+
+def _default_collections_path() -> Path:
+    return REPO_ROOT / ".collections" if IN_CHECKOUT else BUNDLED_COLLECTIONS
 
 
 def _default_data_dir() -> Path:
@@ -33,7 +44,7 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, description=(
         "SQLAlchemy URL of the database. Default: SQLite at <data_dir>/depot.db. Production: "
         "postgresql+psycopg://user@host/dbname."))
-    collections_path: Path = Field(default=REPO_ROOT / ".collections", description=(
+    collections_path: Path = Field(default_factory=_default_collections_path, description=(
         "Ansible collections path holding depot.software (ansible_collections/depot/software)."))
     public_url: str = Field(default="http://127.0.0.1:8080", description=(
         "Base URL at which managed hosts reach this controller, for pulling package content."))
@@ -55,7 +66,13 @@ class Settings(BaseSettings):
     worker_name: str = Field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}", description=(
         "Name this worker records on the work it claims."))
     worker_forks: int = Field(default=25, ge=1, description="Hosts one worker runs at once (ansible forks).")
-    worker_poll_interval: float = Field(default=1.0, gt=0, description="Seconds between a worker's claims for work.")
+    worker_hosts_per_fork: int = Field(default=4, ge=1, le=100, description=(
+        "Hosts a run may take per fork it is given. The hosts beyond its forks wait inside the run (Active, not yet "
+        "contacted) and start as soon as a fork frees, without another ansible-playbook start-up. Only hosts whose "
+        "maintenance windows do not close wait so; 1: a run takes at most as many hosts as it has forks."))
+    worker_poll_interval: float = Field(default=1.0, gt=0, description=(
+        "Seconds between a worker's claims for work. A worker of `depot serve` also claims at once when this "
+        "process starts a deployment, makes a host Ready or finishes one."))
     lease_seconds: int = Field(default=60, ge=5, description=(
         "How long claimed work stays a worker's without a heartbeat; a lost worker's hosts become Inconclusive after it."))
     event_batch_size: int = Field(default=200, ge=1, description="Events written to the database in one transaction.")
@@ -84,6 +101,13 @@ class Settings(BaseSettings):
         "Wait before the second attempt of a notification; it doubles with every further attempt, up to an hour."))
     notification_interval: float = Field(default=2.0, gt=0, description=(
         "Seconds between notification delivery passes of `depot serve` and `depot worker`."))
+    log_format: Literal["text", "json"] = Field(default="text", description=(
+        "Format of the log lines on stderr: text (for a terminal) or json (one object per line: time, level, "
+        "logger, message, and the request_id or run_id it belongs to; for a log collector)."))
+    metrics_token: SecretStr | None = Field(default=None, description=(
+        "Bearer token that GET /metrics requires (Prometheus: authorization.credentials_file). Unset: /metrics "
+        "is open to anyone who reaches the API; it shows only counts, durations and lags (no names, addresses "
+        "or secrets)."))
 
     @model_validator(mode="after")
     def _fill_database_url(self) -> "Settings":

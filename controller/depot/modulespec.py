@@ -7,9 +7,9 @@ import importlib.util
 from functools import lru_cache
 from types import ModuleType
 
-from depot.config import REPO_ROOT
+from depot.config import COLLECTION_ROOT
 
-SPEC_FILE = REPO_ROOT / "plugins" / "module_utils" / "_spec.py"
+SPEC_FILE = COLLECTION_ROOT / "plugins" / "module_utils" / "_spec.py"
 
 # The Python type each spec type accepts (raw: anything).
 _TYPES = {"str": str, "path": str, "int": int, "bool": bool, "list": list, "dict": dict, "float": (int, float)}
@@ -17,7 +17,8 @@ _TYPES = {"str": str, "path": str, "int": int, "bool": bool, "list": list, "dict
 
 @lru_cache
 def spec() -> ModuleType:
-    """plugins/module_utils/_spec.py, loaded from the checkout (it imports nothing of Ansible)."""
+    """plugins/module_utils/_spec.py, loaded from the checkout or the package's copy of the collection
+    (it imports nothing of Ansible)."""
     loaded = importlib.util.spec_from_file_location("depot_collection_spec", SPEC_FILE)
     module = importlib.util.module_from_spec(loaded)
     loaded.loader.exec_module(module)

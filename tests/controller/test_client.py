@@ -85,3 +85,60 @@ def test_subscribe_takes_the_webhook_secret_from_the_environment_only(depot, mon
     [item] = json.loads(out)
     assert item["has_secret"] and item["events"] == ["deployment.failed", "deployment.paused"]
     assert "s3cret-canary" not in out
+
+
+def _json_commands() -> set[str]:
+    """The subcommands of `depot` that take --json."""
+    import argparse
+
+    [sub] = [a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return {name for name, parser in sub.choices.items() if "--json" in parser._option_string_actions}
+
+
+def test_every_client_command_prints_one_json_document_and_nothing_else_with_json(depot, client, inventory, tmp_path):
+    """With --json, stdout is exactly one JSON document (tables and messages go to stderr), also when
+    `status --watch`/`deploy` give up waiting (--timeout)."""
+    spec = tmp_path / "deployment.yml"
+    spec.write_text(f"""
+name: from a file
+targets: [{{name: web, kind: group, group: web, inventory: {inventory}}}]
+steps: [{{name: hello, action: script, script: "true", targets: [web]}}]
+""")
+    ran = {}
+
+    def run(*argv, status=0):
+        code, out, err = depot(*argv, "--json")
+        assert code == status, (argv, err)
+        ran[argv[0]] = json.loads(out)   # fails on anything else on stdout, before or after the document
+        return ran[argv[0]]
+
+    draft = run("deploy", str(spec), "--no-start")
+    assert draft["state"] == "draft"
+    assert run("ready", str(draft["id"]))["state"] == "ready"
+    assert run("start", str(draft["id"]))["state"] == "active"
+    assert run("pause", str(draft["id"]))["state"] == "paused"
+    assert run("resume", str(draft["id"]))["state"] == "active"
+    snapshot = run("status", str(draft["id"]))
+    assert snapshot["deployment"]["id"] == draft["id"] and {h["host"] for h in snapshot["hosts"]} == {"web1", "web2"}
+    # no worker runs here: the deployment stays active, and following it gives up at once
+    gave_up = run("status", str(draft["id"]), "--watch", "--timeout", "0.01", "--interval", "0.01", status=2)
+    assert gave_up["deployment"]["state"] == "active"
+    followed = run("deploy", str(spec), "--timeout", "0.01", "--interval", "0.01", status=2)
+    assert followed["deployment"]["state"] == "active"
+    run("deploy", str(spec), "--no-wait")
+    assert run("cancel", str(draft["id"]))["state"] == "completed"
+    assert run("archive", str(draft["id"]))["state"] == "archived"
+    assert run("schedule", "--rrule", "FREQ=DAILY", "--timezone", "UTC", "--start", "2030-01-01T00:00:00",
+               "--count", "1")["occurrences"][0]["at"].startswith("2030-01-01")
+    token = run("checkin-token", "web1")["token"]
+    assert run("checkin", "web1", "--token", token)["host"] == "web1"
+    assert run("host", "web1")["checkins"] == 1
+    assert run("subscribe", "ops", "--channel", "email", "--address", "ops@example.com",
+               "--events", "deployment.failed")["name"] == "ops"
+    assert [s["name"] for s in run("subscriptions")] == ["ops"]
+    assert set(ran) == _json_commands() - {"settings"}   # every client command (settings: tests/controller/test_cli.py)
+
+
+def test_an_error_with_json_leaves_stdout_empty(depot):
+    status, out, err = depot("status", "999", "--json")
+    assert (status, out) == (2, "") and "404" in err
