@@ -176,6 +176,8 @@ class Run(Base):
     worker: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20), default="starting")   # ansible-runner's status
     hosts: Mapped[list] = mapped_column(default=list)
+    # Hosts it runs at once (ansible forks); the rest of its hosts wait inside it for a fork.
+    forks: Mapped[int | None]
     options: Mapped[dict] = mapped_column(default=dict)   # step options of this batch (reboot_not_after, ...)
     artifact_dir: Mapped[str | None] = mapped_column(Text)
     events: Mapped[int] = mapped_column(default=0)

@@ -14,6 +14,13 @@ before the host's first contact and waits the boot time. A host that is claimed 
 of its open window as the latest time it may reboot itself, and a host retried after a reboot runs
 only if its boot id changed.
 
+A worker's capacity is its forks. A batch gets one fork per host while forks are free; once
+none is, it may take further hosts, up to ``worker_hosts_per_fork`` per fork it has: they wait
+inside the run (Active, not yet contacted) and start as a fork frees, without paying for another
+ansible-playbook start-up. Only hosts whose windows never close wait so (one that waits could
+start after its window); a run that is cancelled or paused lets those that have not begun their
+step skip it (the runner's stop file), and they go back to Ready.
+
 On PostgreSQL, claim passes of all workers take turns under a transaction-level advisory lock
 (exclusivity and concurrency limits are decided from rows of several deployments, which row locks
 alone cannot protect), and candidate rows are locked FOR UPDATE SKIP LOCKED against the API's
@@ -55,13 +62,14 @@ NO_WINDOW_RECHECK = dt.timedelta(days=1)
 
 @dataclass
 class Batch:
-    """Rows of one step of one deployment, run together by one ansible-runner invocation, with the
-    step options that go with them (``unless_boot_id``, ``reboot_not_after``)."""
+    """Rows of one step of one deployment, run together by one ansible-runner invocation with
+    ``forks``, with the step options that go with them (``unless_boot_id``, ``reboot_not_after``)."""
 
     deployment_id: int
     step_id: int
     rows: list[HostResult]
     options: dict = field(default_factory=dict)
+    forks: int = 0      # hosts it runs at once; the rest of its rows wait in it for a fork
 
 
 @dataclass
@@ -201,7 +209,11 @@ class _Conditions:
 
 
 def claim(session: Session, worker: str, capacity: int, now: dt.datetime, lease_seconds: int,
-          postgres: bool, lan_networks: Sequence = ()) -> Claimed:
+          postgres: bool, lan_networks: Sequence = (), hosts_per_fork: int = 1) -> Claimed:
+    """Claim rows for ``capacity`` free forks. Each batch gets forks while there are free ones
+    (one per host); once none is free, a batch takes further hosts up to ``hosts_per_fork`` per
+    fork it has, to run when one of its forks frees - only hosts whose windows do not close,
+    since such a host may start well after now."""
     claimed = Claimed()
     if capacity <= 0:
         return claimed
@@ -212,7 +224,7 @@ def claim(session: Session, worker: str, capacity: int, now: dt.datetime, lease_
                     Deployment.cancel_requested.is_(False),
                     or_(HostResult.next_attempt_at.is_(None), HostResult.next_attempt_at <= now))
              .order_by(HostResult.deployment_id, HostResult.position, HostResult.id)
-             .limit(max(capacity * 4, 100)))
+             .limit(max(capacity * hosts_per_fork * 2, 100)))
     if postgres:
         query = query.with_for_update(skip_locked=True, of=HostResult)
     candidates = session.scalars(query).all()
@@ -233,9 +245,12 @@ def claim(session: Session, worker: str, capacity: int, now: dt.datetime, lease_
         .group_by(HostResult.deployment_id)).all())
     conditions = _Conditions(session, now, lan_networks)
 
-    taken: list[HostResult] = []
+    free = capacity
+    batches: dict[tuple, Batch] = {}
     taken_hosts: set[str] = set()
     for row in candidates:
+        if free == 0 and all(len(b.rows) >= b.forks * hosts_per_fork for b in batches.values()):
+            break
         deployment = deployments[row.deployment_id]
         if deployment.id in paused:
             continue
@@ -257,6 +272,12 @@ def claim(session: Session, worker: str, capacity: int, now: dt.datetime, lease_
             set_host_status(session, [row], H.DEFERRED, cause="deferred", actor=f"worker:{worker}", reason=reason,
                             next_attempt_at=until, queued_behind=None)
             continue
+        options = conditions.options(deployment, row)
+        key = (row.deployment_id, row.step_id, tuple(sorted(options.items())))
+        batch = batches.get(key)
+        if free == 0 and (batch is None or len(batch.rows) >= batch.forks * hosts_per_fork
+                          or "reboot_not_after" in options):
+            continue   # no fork for it, and it may not wait for one (its window closes)
         step = conditions.step(row)
         if step.wake_on_lan and row.woken_at is None and row.mac:
             wake = WakeOptions.model_validate(step.wake_on_lan)
@@ -267,20 +288,20 @@ def claim(session: Session, worker: str, capacity: int, now: dt.datetime, lease_
                 row.reason = (f"Wake-on-LAN sent to {row.mac}; first contact after its boot time, at "
                               f"{row.next_attempt_at:%H:%M:%S} UTC")
                 continue
-        taken.append(row)
+        if batch is None:
+            batch = batches[key] = Batch(row.deployment_id, row.step_id, [], options, forks=0)
+        if free:
+            batch.forks += 1
+            free -= 1
+        batch.rows.append(row)
         taken_hosts.add(row.host)
         active[row.deployment_id] = active.get(row.deployment_id, 0) + 1
         owners[row.host] = row.deployment_id
-        if len(taken) >= capacity:
-            break
 
+    taken = [row for batch in batches.values() for row in batch.rows]
     set_host_status(session, taken, H.ACTIVE, cause="claimed", actor=f"worker:{worker}", claimed_by=worker,
                     lease_expires_at=now + dt.timedelta(seconds=lease_seconds), queued_behind=None, reason=None)
-    batches: dict[tuple, Batch] = {}
     for row in taken:
         row.first_contact_at = row.first_contact_at or now
-        options = conditions.options(deployments[row.deployment_id], row)
-        key = (row.deployment_id, row.step_id, tuple(sorted(options.items())))
-        batches.setdefault(key, Batch(row.deployment_id, row.step_id, [], options)).rows.append(row)
     claimed.batches = list(batches.values())
     return claimed

@@ -86,6 +86,18 @@ def step_result(event: dict) -> StepResult | None:
                       boot_id=_boot_id(res))
 
 
+def step_started(event: dict) -> tuple[str | None, bool]:
+    """(host, True) when ``event`` begins a host's depot.software.step task, (host, False) when
+    it is that task skipped by its condition (the step never began), else (None, False)."""
+    data = event.get("event_data") or {}
+    kind = event.get("event")
+    if data.get("task_action") != STEP_ACTION or kind not in ("runner_on_start", "runner_on_skipped"):
+        return None, False
+    if kind == "runner_on_skipped" and (data.get("res") or {}).get("outcome") is not None:
+        return None, False
+    return _host(event), kind == "runner_on_start"
+
+
 def _attempts(res: dict) -> list[dict]:
     return [{k: a.get(k) for k in ("rc", "class", "status", "duration")} for a in res.get("attempts") or []]
 

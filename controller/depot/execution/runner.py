@@ -23,7 +23,7 @@ from depot.database.core import first_line, is_disconnect, retry_while_unreachab
 from depot.deployments.models import HostResult, Run, Step
 from depot.execution import varsfile
 from depot.orchestration import lifecycle
-from depot.execution.events import StepResult, step_result, stdout_lines
+from depot.execution.events import StepResult, step_result, step_started, stdout_lines
 from depot.execution.plan import PlanError, plan_step
 from depot.orchestration.service import set_host_status
 from depot.orchestration.states import HostStatus
@@ -64,6 +64,7 @@ class EventSink:
         self.clock = clock
         self.sleep = sleep
         self.pending: list[StepResult] = []
+        self.started: set[str] = set()    # hosts whose step task began
         self.logs: dict[str, collections.deque] = collections.defaultdict(lambda: collections.deque(maxlen=LOG_TAIL_LINES))
         self.events = 0
         self.last_flush = clock()
@@ -78,6 +79,12 @@ class EventSink:
         result = step_result(event)
         if result is not None and result.host:
             self.pending.append(result)
+        else:
+            host, began = step_started(event)
+            if began:
+                self.started.add(host)
+            elif host is not None:
+                self.started.discard(host)   # skipped: the run was stopped before its step began
         self.poll()
         return True  # keep the event in the artifacts as well
 
@@ -206,14 +213,20 @@ def _inventories(session: Session, step: Step) -> list[str]:
 
 
 def run_batch(factory: sessionmaker[Session], settings: Settings, keys: Keys, run_id: int,
-              cancel_requested) -> str:
-    """Run one claimed batch to its end; returns ansible-runner's final status."""
+              halted, stopping=lambda: False) -> str:
+    """Run one claimed batch to its end; returns ansible-runner's final status.
+
+    ``halted()`` says whether the deployment starts no more hosts (it is being cancelled, or it
+    paused): the hosts that began the step finish it, those that had not skip it (the playbook's
+    ``depot_stop_file``) and go back to Ready, where a cancel makes them Cancelled and a pause
+    keeps them. ``stopping()`` says the worker is shutting down: the run is stopped at once."""
     actor = f"worker:{settings.worker_name}"
     run_dir = Path(settings.data_dir) / "runs" / str(run_id)
     with transaction(factory) as session:
         run = session.get(Run, run_id)
         step = session.get(Step, run.step_id)
         hosts = list(run.hosts)
+        forks = run.forks or len(hosts)
         try:
             plan = plan_step(session, step, keys, settings.public_url, settings.content_url_ttl, run.options)
             inventories = _inventories(session, step)
@@ -233,10 +246,12 @@ def run_batch(factory: sessionmaker[Session], settings: Settings, keys: Keys, ru
         deployment_id = run.deployment_id
 
     run_dir.mkdir(parents=True, exist_ok=True)
+    sink = EventSink(factory, run_id, deployment_id, actor, settings.event_batch_size, settings.event_batch_seconds)
     vars_file = run_dir / "depot-vars.yml"
     # Connection vars are extra vars: they win over the inventory's.
-    vars_file.write_text(varsfile.dump(dict(depot_steps=[plan.entry], depot_end_reboot="never", **plan.connection)))
-    sink = EventSink(factory, run_id, deployment_id, actor, settings.event_batch_size, settings.event_batch_seconds)
+    stop = Stop(halted, stopping, sink, run_dir / "stop")
+    vars_file.write_text(varsfile.dump(dict(depot_steps=[plan.entry], depot_end_reboot="never",
+                                            depot_stop_file=str(stop.path), **plan.connection)))
     collection = Path(settings.collections_path) / "ansible_collections" / "depot" / "software"
     # ssh connections of this run only (a short path: it holds unix sockets): no run reuses a
     # connection another run opened as another identity.
@@ -263,9 +278,9 @@ def run_batch(factory: sessionmaker[Session], settings: Settings, keys: Keys, ru
             cmdline=f"-e @{vars_file}" + (f" -e @{secrets.path}" if secrets else ""),
             envvars=envvars,
             ssh_key=plan.ssh_key,   # fed to the run's ssh-agent through a fifo, never a file
-            forks=max(1, min(len(hosts), settings.worker_forks)),
+            forks=max(1, min(len(hosts), forks)),
             event_handler=sink.handle if secrets is None else _forgetting(secrets, sink.handle),
-            cancel_callback=_unless_unreachable(cancel_requested, sink),
+            cancel_callback=stop.check,
             suppress_env_files=True,
             quiet=True,
         )
@@ -277,30 +292,43 @@ def run_batch(factory: sessionmaker[Session], settings: Settings, keys: Keys, ru
         if secrets:
             secrets.forget()
         sink.flush(wait=FINAL_WRITE_WAIT)
-        retry_while_unreachable(lambda: finish_run(factory, run_id, status, sink.events, actor), FINAL_WRITE_WAIT,
-                                f"recording the end of run {run_id}")
+        unstarted = set(hosts) - sink.started if stop.requested else set()
+        retry_while_unreachable(lambda: finish_run(factory, run_id, status, sink.events, actor, unstarted),
+                                FINAL_WRITE_WAIT, f"recording the end of run {run_id}")
     return status
 
 
-def _unless_unreachable(cancel_requested, sink: EventSink):
-    """ansible-runner's cancel callback, called by its loop after each output or every few seconds
-    (on the thread that handles events): writes the sink's due results, then asks whether to cancel.
-    It must not raise: that would abandon the playbook mid-run (CallbackError) and lose every
-    result still to come. While the database is unreachable the last answer stands; other errors
-    are raised as before."""
-    last = False
+class Stop:
+    """When a run stops: ``check`` is ansible-runner's cancel callback, called by its loop after
+    each output or every few seconds (on the thread that handles events). It writes the sink's
+    due results, then: when the worker is stopping, stops the run at once; when the deployment is
+    halted (cancelled, paused), creates the stop file, after which hosts that have not begun the
+    step skip it and the run ends on its own. ``requested`` says whether either happened.
 
-    def check() -> bool:
-        nonlocal last
-        sink.poll()
-        try:
-            last = cancel_requested()
-        except Exception as e:
-            if not is_disconnect(e):
-                raise
-            log.warning("cancel check skipped (the database is unreachable): %s", first_line(e))
-        return last
-    return check
+    It must not raise: that would abandon the playbook mid-run (CallbackError) and lose every
+    result still to come. While the database is unreachable the cancel flag is not read."""
+
+    def __init__(self, halted, stopping, sink: EventSink, path: Path):
+        self.halted, self.stopping, self.sink, self.path = halted, stopping, sink, path
+        self.requested = False
+
+    def check(self) -> bool:
+        self.sink.poll()
+        if self.stopping():
+            self.requested = True
+            return True
+        if not self.requested:
+            try:
+                halted = self.halted()
+            except Exception as e:
+                if not is_disconnect(e):
+                    raise
+                log.warning("cancel check skipped (the database is unreachable): %s", first_line(e))
+                halted = False
+            if halted:
+                self.path.touch()
+                self.requested = True
+        return False
 
 
 def _forgetting(secrets: "SecretsFile", handle):
@@ -333,15 +361,20 @@ class SecretsFile:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def finish_run(factory: sessionmaker[Session], run_id: int, status: str, events: int, actor: str) -> None:
-    """Record the run's end. A host still Active has no result: the run died or lost it mid-way,
-    so it is Inconclusive (and re-verified once)."""
+def finish_run(factory: sessionmaker[Session], run_id: int, status: str, events: int, actor: str,
+               unstarted: set[str] = frozenset()) -> None:
+    """Record the run's end. A host still Active has no result: the ``unstarted`` ones (a stopped
+    run's hosts whose step never began) go back to Ready; any other one the run lost mid-way, so
+    it is Inconclusive (and re-verified once)."""
     with transaction(factory) as session:
         run = session.get(Run, run_id)
         run.status, run.finished_at, run.events = status, utcnow(), events
-        lost = session.scalars(select(HostResult).where(HostResult.run_id == run_id, HostResult.status == H.ACTIVE)).all()
-        lifecycle.mark_inconclusive(session, lost, cause=f"the run ended ({status}) with no result for this host",
-                                    actor=actor)
+        left = session.scalars(select(HostResult).where(HostResult.run_id == run_id, HostResult.status == H.ACTIVE)).all()
+        set_host_status(session, [r for r in left if r.host in unstarted], H.READY, cause=f"the run ended ({status}) "
+                        "before this host's step began", actor=actor, claimed_by=None, lease_expires_at=None,
+                        run_id=None)
+        lifecycle.mark_inconclusive(session, [r for r in left if r.host not in unstarted],
+                                    cause=f"the run ended ({status}) with no result for this host", actor=actor)
         lifecycle.settle(session, actor, [run.deployment_id])
 
 

@@ -28,10 +28,13 @@ from depot.config import Settings
 from depot.database.core import log_failure, transaction, utcnow
 from depot.deployments.models import Deployment, HostResult, Run
 from depot.orchestration import lifecycle
+from depot.orchestration.states import DeploymentState
+from depot.orchestration.signals import work_available
 from depot.execution import wakeup
 from depot.execution.claims import claim
 from depot.execution.presence import Presence, sweep_secrets
 from depot.execution.runner import drop_private_files, run_batch
+from depot.observability import log_context
 from depot.security import Keys
 
 log = logging.getLogger(__name__)
@@ -45,7 +48,7 @@ class Worker:
         self.name = settings.worker_name
         self.actor = f"worker:{self.name}"
         self.postgres = factory.kw["bind"].dialect.name == "postgresql"
-        self.running: dict[int, tuple[threading.Thread, int]] = {}   # run id -> (thread, hosts)
+        self.running: dict[int, tuple[threading.Thread, int]] = {}   # run id -> (thread, forks)
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self._cancel_cache: dict[int, tuple[float, bool]] = {}
@@ -58,20 +61,20 @@ class Worker:
         self.recover(now)
         with self.lock:
             self.running = {k: v for k, v in self.running.items() if v[0].is_alive()}
-            busy = sum(hosts for _, hosts in self.running.values())
+            busy = sum(forks for _, forks in self.running.values())
         capacity = self.settings.worker_forks - busy
         started = []
         with transaction(self.factory) as session:
             claimed = claim(session, self.name, capacity, now, self.settings.lease_seconds, self.postgres,
-                            self.settings.lan_networks)
+                            self.settings.lan_networks, self.settings.worker_hosts_per_fork)
             for batch in claimed.batches:
                 run = Run(deployment_id=batch.deployment_id, step_id=batch.step_id, worker=self.name,
-                          hosts=[r.host for r in batch.rows], options=batch.options)
+                          hosts=[r.host for r in batch.rows], forks=batch.forks, options=batch.options)
                 session.add(run)
                 session.flush()
                 for row in batch.rows:
                     row.run_id = run.id
-                started.append((run.id, len(batch.rows)))
+                started.append((run.id, batch.forks))
         for wake in claimed.wakes:
             try:
                 wakeup.send(wake.mac, str(wake.options.broadcast), wake.options.port)
@@ -79,10 +82,10 @@ class Worker:
                          wake.options.port)
             except OSError as e:
                 log.warning("Wake-on-LAN to %s (%s) failed: %s", wake.host, wake.mac, e)
-        for run_id, hosts in started:
+        for run_id, forks in started:
             thread = threading.Thread(target=self._run, args=(run_id,), name=f"depot-run-{run_id}", daemon=True)
             with self.lock:
-                self.running[run_id] = (thread, hosts)
+                self.running[run_id] = (thread, forks)
             thread.start()
         return len(started)
 
@@ -139,34 +142,32 @@ class Worker:
             log.info("removed %s, left by a process that died", path)
 
     def _run(self, run_id: int) -> None:
-        try:
-            run_batch(self.factory, self.settings, self.keys, run_id, lambda: self._cancelled(run_id))
-        except Exception:  # noqa: BLE001 - a crashed run must not take the worker down
-            log.exception("run %s crashed", run_id)
-            with transaction(self.factory) as session:
-                lost = session.scalars(select(HostResult).where(HostResult.run_id == run_id,
-                                                                HostResult.status == lifecycle.H.ACTIVE)).all()
-                lifecycle.mark_inconclusive(session, lost, cause="the run crashed in the controller", actor=self.actor)
+        with log_context(run_id=run_id):   # on every log line of this run's thread
+            try:
+                run_batch(self.factory, self.settings, self.keys, run_id, lambda: self._halted(run_id),
+                          self.stopping.is_set)
+            except Exception:  # noqa: BLE001 - a crashed run must not take the worker down
+                log.exception("run %s crashed", run_id)
+                with transaction(self.factory) as session:
+                    lost = session.scalars(select(HostResult).where(HostResult.run_id == run_id,
+                                                                    HostResult.status == lifecycle.H.ACTIVE)).all()
+                    lifecycle.mark_inconclusive(session, lost, cause="the run crashed in the controller",
+                                                actor=self.actor)
+            finally:
+                self._cancel_cache.pop(run_id, None)
+                work_available.notify()   # its forks are free: claim again now
 
-    def _cancelled(self, run_id: int) -> bool:
-        """ansible-runner's cancel_callback: reads the deployment's cancel flag, at most once a second."""
-        if self.stopping.is_set():
-            return True
+    def _halted(self, run_id: int) -> bool:
+        """Whether the run's deployment starts no more hosts (cancelled or paused): read at most
+        once a second."""
         checked_at, value = self._cancel_cache.get(run_id, (0.0, False))
         if time.monotonic() - checked_at < 1.0:
             return value
         with self.factory() as session:
-            run = session.get(Run, run_id)
-            deployment = session.get(Deployment, run.deployment_id)
-            # Cancel lets running hosts finish their current step: stop only when none is mid-step.
-            value = False if deployment is None else (deployment.cancel_requested and not self._mid_step(session, run_id))
+            deployment = session.get(Deployment, session.get(Run, run_id).deployment_id)
+            value = deployment is None or deployment.cancel_requested or deployment.state is DeploymentState.PAUSED
         self._cancel_cache[run_id] = (time.monotonic(), value)
         return value
-
-    @staticmethod
-    def _mid_step(session: Session, run_id: int) -> bool:
-        return session.scalar(select(HostResult.id).where(HostResult.run_id == run_id,
-                                                          HostResult.status == lifecycle.H.ACTIVE).limit(1)) is not None
 
     def heartbeat(self) -> None:
         with transaction(self.factory) as session:
@@ -182,11 +183,12 @@ class Worker:
         beat = threading.Thread(target=self._heartbeat_loop, name="depot-heartbeat", daemon=True)
         beat.start()
         while not self.stopping.is_set():
+            seen = work_available.generation
             try:
                 self.tick()
             except Exception as e:  # noqa: BLE001 - e.g. the database restarting: log and try again
                 log_failure(log, "worker tick", e)
-            self.stopping.wait(self.settings.worker_poll_interval)
+            work_available.wait(seen, self.settings.worker_poll_interval)
         self.drain()
         self.presence.release()
 
@@ -206,3 +208,4 @@ class Worker:
 
     def stop(self) -> None:
         self.stopping.set()
+        work_available.notify()

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from depot.database.core import utcnow
 from depot.deployments.models import Deployment, HostResult
+from depot.orchestration import signals
 from depot.orchestration.models import Transition
 from depot.orchestration.states import (
     DEPLOYMENT_TRANSITIONS, HOST_TRANSITIONS, TERMINAL_HOST_STATUSES, DeploymentOutcome, DeploymentState,
@@ -31,6 +32,8 @@ def set_deployment_state(session: Session, deployment: Deployment, target: Deplo
         deployment.started_at = now
         deployment.outcome = deployment.finished_at = None
     deployment.state = target
+    if target is DeploymentState.ACTIVE:
+        signals.mark(session)
     if target is DeploymentState.ACTIVE and deployment.started_at is None:
         deployment.started_at = now
     if target is DeploymentState.COMPLETED:
@@ -46,7 +49,10 @@ def set_host_status(session: Session, rows: Iterable[HostResult], target: HostSt
     for row in rows:
         check("host result", f"{row.id} ({row.host}, step {row.position})", row.status, target, HOST_TRANSITIONS)
     now = utcnow()
+    if rows and (target is HostStatus.READY or target in TERMINAL_HOST_STATUSES):
+        signals.mark(session)   # claimable now, or a turn, a host or a concurrency slot freed
     if rows:
+        signals.host_results_changed(session, {row.deployment_id for row in rows})
         session.execute(insert(Transition), [
             dict(entity="host_result", entity_id=row.id, from_state=row.status.value, to_state=target.value,
                  cause=cause, actor=actor, at=now) for row in rows])

@@ -171,3 +171,27 @@ def test_a_policys_lan_only_condition_applies_to_its_steps(db):
     d = add(factory, {"out": "192.0.2.7"}, policy_id=policy_id)
     assert take(db) == ({}, [])
     assert "not on the LAN" in rows(factory, d)["out"][1]
+
+
+def forks_and_hosts(db, capacity, per_fork, now=NOW):
+    factory, postgres = db
+    with transaction(factory) as s:
+        return [(b.forks, sorted(r.host for r in b.rows)) for b in
+                claim(s, "w", capacity, now, 60, postgres, LAN, hosts_per_fork=per_fork).batches]
+
+
+def test_a_run_takes_hosts_per_fork_beyond_its_forks_when_their_windows_do_not_close(db):
+    factory, _ = db
+    add(factory, {f"h{i}": f"10.213.1.{i}" for i in range(1, 10)})
+    # 2 free forks, 3 hosts per fork: one batch running 2 at a time, 6 hosts in it.
+    assert forks_and_hosts(db, 2, 3) == [(2, [f"h{i}" for i in range(1, 7)])]
+    assert forks_and_hosts(db, 0, 3) == []           # no free fork: nothing, queued or not
+    assert forks_and_hosts(db, 5, 1) == [(3, ["h7", "h8", "h9"])]   # forks only as many as hosts
+
+
+def test_hosts_whose_window_closes_wait_for_a_fork_of_their_own(db):
+    factory, _ = db
+    closes = (NOW - dt.timedelta(hours=1), NOW + dt.timedelta(hours=3))
+    add(factory, {f"h{i}": f"10.213.1.{i}" for i in range(1, 6)}, timeout=600, windows=[closes])
+    # Queued in a run, a host could start after its window: each needs a free fork.
+    assert forks_and_hosts(db, 2, 3) == [(2, ["h1", "h2"])]

@@ -78,3 +78,12 @@ def test_uninterpretable_results_are_unknown_not_guessed():
     assert r.status is HostStatus.UNKNOWN
     r = step_result(event("runner_on_ok", {}))
     assert r.status is HostStatus.UNKNOWN
+
+
+def test_a_step_begins_with_runner_on_start_and_a_skip_without_outcome_means_it_never_began():
+    from depot.execution.events import step_started
+    assert step_started(event("runner_on_start", {})) == ("h1", True)
+    assert step_started(event("runner_on_skipped", {"skipped": True, "false_condition": "x"})) == ("h1", False)
+    assert step_started(event("runner_on_skipped", {"outcome": "no_user_session"})) == (None, False)
+    assert step_started(event("runner_on_start", {}, action="ansible.builtin.set_fact")) == (None, False)
+    assert step_started(event("runner_on_ok", {"outcome": "success"})) == (None, False)

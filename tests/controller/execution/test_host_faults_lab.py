@@ -24,17 +24,13 @@ import time
 import pytest
 from sqlalchemy import select
 
-from depot.config import Settings
-from depot.database.core import make_engine, make_sessionmaker, transaction
-from depot.database.migrate import upgrade
+from depot.database.core import transaction
 from depot.deployments.models import Deployment, HostResult, Run, Step
-from depot.execution.worker import Worker
 from depot.orchestration.models import Transition
 from depot.orchestration.states import TERMINAL_HOST_STATUSES, DeploymentOutcome, DeploymentState, HostStatus
 from depot.packages.models import Package
-from depot.security import load_keys
 from depot.targets.models import Target
-from tests.controller.running import run_until_complete
+from tests.controller.running import lab_worker, run_until_complete, start
 from tests.lab import HOST_INSTALLERS
 
 pytestmark = pytest.mark.lab
@@ -62,26 +58,8 @@ esac
 
 @pytest.fixture
 def controller(tmp_path, lab, lab_inventory):
-    settings = Settings(data_dir=tmp_path / "data", worker_name="w1", worker_forks=8, event_batch_seconds=0.2,
-                        lease_seconds=300)
-    upgrade(settings.database_url)
-    engine = make_engine(settings.database_url)
-    factory = make_sessionmaker(engine)
-    worker = Worker(factory, settings, load_keys(settings.data_dir))
-    yield factory, worker
-    worker.stop()
-    worker.drain(60)
-    engine.dispose()
-
-
-def start(factory, deployment_id, hosts):
-    """What the API's start action does: one Ready row per (step, host), deployment Active."""
-    with transaction(factory) as s:
-        d = s.get(Deployment, deployment_id)
-        d.state = DeploymentState.ACTIVE
-        for step in d.steps:
-            for host in hosts:
-                s.add(HostResult(deployment_id=d.id, step_id=step.id, position=step.position, host=host))
+    with lab_worker(tmp_path / "data", lease_seconds=300) as (_, factory, worker):
+        yield factory, worker
 
 
 def wait_for(what, condition, timeout=90, interval=0.05):

@@ -138,3 +138,35 @@ def test_completion_outcomes(factory):
         lifecycle.settle(s, "w")
     with factory() as s:
         assert (s.get(Deployment, d).state, s.get(Deployment, d).outcome) == (DeploymentState.COMPLETED, DeploymentOutcome.SUCCESS)
+
+
+def test_a_halted_run_gives_back_the_hosts_whose_step_never_began(factory, tmp_path):
+    """A run holding more hosts than forks is halted (cancel, pause): the hosts whose step began
+    finish it, those whose step never began (skipped on the stop file) go back to Ready."""
+    from depot.execution.runner import Stop
+    d = deployment(factory, steps=1)
+    run_id = claim_step(factory, d, 1)
+    sink = EventSink(factory, run_id, d, "worker:w1", batch_size=100, batch_seconds=60)
+    halted = [False]
+    stop = Stop(lambda: halted[0], lambda: False, sink, tmp_path / "stop")
+    step = {"host": "h1", "task_action": "depot.software.step"}
+    sink.handle({"event": "runner_on_start", "event_data": step})
+    assert stop.check() is False and not (tmp_path / "stop").exists()
+    halted[0] = True
+    assert stop.check() is False and (tmp_path / "stop").exists() and stop.requested   # the run goes on
+    sink.handle({"event": "runner_on_start", "event_data": dict(step, host="h2")})
+    sink.handle({"event": "runner_on_skipped", "event_data": dict(step, host="h2", res={"skipped": True})})
+    sink.handle({"event": "runner_on_ok", "event_data": dict(step, res={"outcome": "success", "rc": 0})})
+    sink.flush()
+    finish_run(factory, run_id, "successful", sink.events, "worker:w1", {"h1", "h2"} - sink.started)
+    assert statuses(factory, d) == {("h1", 1): H.SUCCESS, ("h2", 1): H.READY}
+    with factory() as s:
+        h2 = s.scalar(select(HostResult).where(HostResult.host == "h2"))
+        assert (h2.run_id, h2.claimed_by, h2.lease_expires_at) == (None, None, None)
+
+
+def test_a_stopping_worker_stops_the_run_at_once(factory, tmp_path):
+    from depot.execution.runner import Stop
+    sink = EventSink(factory, 0, 0, "worker:w1", batch_size=100, batch_seconds=60)
+    stop = Stop(lambda: False, lambda: True, sink, tmp_path / "stop")
+    assert stop.check() is True and stop.requested
