@@ -131,6 +131,8 @@ class HostResult(Base):
         Index("ix_host_results_claim", "status", "next_attempt_at"),
         Index("ix_host_results_deployment_status", "deployment_id", "status"),
         Index("ix_host_results_host_status", "host", "status"),
+        # The report's order and filters: a page is found in the index alone, whatever its offset.
+        Index("ix_host_results_report", "deployment_id", "position", "host", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

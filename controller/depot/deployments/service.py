@@ -4,6 +4,7 @@ depot.orchestration.service with its cause and actor."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -19,7 +20,7 @@ from depot.deployments.schemas import (
 )
 from depot.execution.wakeup import WakeOptions, parse_mac
 from depot.errors import Conflict, Invalid, NotFound, not_found
-from depot.orchestration import counts, lifecycle
+from depot.orchestration import counts, lifecycle, signals
 from depot.orchestration.service import set_deployment_state, set_host_status
 from depot.orchestration.states import SUCCESSFUL_HOST_STATUSES, DeploymentOutcome, DeploymentState, HostStatus
 from depot.packages.models import Package
@@ -483,6 +484,7 @@ def start(session: Session, deployment: Deployment, actor: str) -> int:
         raise Invalid(errors)
     rows = _new_rows(deployment, hosts, cache, _rings(deployment, hosts))
     session.execute(insert(HostResult), rows)
+    signals.host_results_changed(session, [deployment.id])
     deployment.cancel_requested = False
     set_deployment_state(session, deployment, D.ACTIVE, cause="started", actor=actor)
     session.flush()
@@ -526,6 +528,7 @@ def rerun(session: Session, deployment: Deployment, actor: str) -> int:
                     reason="rerun by its schedule", **_RERUN_RESET)
     if new:
         session.execute(insert(HostResult), new)
+        signals.host_results_changed(session, [deployment.id])
     deployment.cancel_requested = False
     deployment.pause_reason, deployment.budget_acknowledged = None, 0
     set_deployment_state(session, deployment, D.ACTIVE, cause="rerun by schedule", actor=actor)
@@ -599,13 +602,38 @@ def report_row(result: HostResult, step_name: str) -> HostReport:
 
 
 def report_page(session: Session, statement, page: int, page_size: int) -> tuple[list[HostReport], int]:
-    total = session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
-    rows = session.execute(statement.limit(page_size).offset((page - 1) * page_size)).all()
-    return [report_row(result, name) for result, name in rows], total
+    """A page of ``statement`` (:func:`report_statement`): its ids are found first, from the index
+    alone (ix_host_results_report), then only those rows are read - an offset deep into 20,000
+    rows then costs index entries, not rows (and no sort)."""
+    ids = select(HostResult.id).where(statement.whereclause).order_by(HostResult.position, HostResult.host)
+    total = session.scalar(select(func.count()).select_from(ids.order_by(None).subquery()))
+    page_ids = session.scalars(ids.limit(page_size).offset((page - 1) * page_size)).all()
+    if not page_ids:
+        return [], total
+    # Columns, not ORM objects: nothing of the page is changed, so no identity map or states.
+    columns = [getattr(HostResult, f) for f in HostReport.model_fields if f != "step_name"]
+    rows = session.execute(select(*columns, Step.name.label("step_name")).join(Step, Step.id == HostResult.step_id)
+                           .where(HostResult.id.in_(page_ids)).order_by(HostResult.position, HostResult.host))
+    return [HostReport.model_validate(dict(row._mapping)) for row in rows], total
+
+
+#: How long the report's counts of a deployment are kept; changes committed by this process
+#: replace them at once, those of other processes (workers) within this time.
+COUNTS_TTL = 1.0
+_counts: dict[tuple[str, int], tuple[int, float, dict[str, int]]] = {}
 
 
 def status_counts(session: Session, deployment_id: int) -> dict[str, int]:
-    return {status.value: n for status, n in counts.status_counts(session, deployment_id).items()}
+    """Host results of the deployment by status, for reports: at 200 requests a second over a
+    10,000-host deployment, counting every time was a third of each request's time."""
+    key = (str(session.get_bind().url), deployment_id)
+    version, now = signals.host_results_versions.get(deployment_id), time.monotonic()
+    cached = _counts.get(key)
+    if cached is not None and cached[0] == version and now - cached[1] < COUNTS_TTL:
+        return cached[2]
+    found = {status.value: n for status, n in counts.status_counts(session, deployment_id).items()}
+    _counts[key] = (version, now, found)
+    return found
 
 
 def get_run(session: Session, run_id: int) -> Run:
@@ -629,3 +657,4 @@ def run_log_path(run: Run) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+import threading
 from typing import Iterable
 
 from sqlalchemy import func, select
@@ -141,9 +142,29 @@ def authenticate(session: Session, token: str | None, now: dt.datetime) -> User:
         raise Unauthorized("the token has expired")
     if not row.user.active:
         raise Unauthorized("the token's user is inactive")
-    if row.last_used_at is None or now - row.last_used_at > dt.timedelta(minutes=1):
-        row.last_used_at = now   # at most once a minute: reads stay read-mostly
+    if _record_use(row, now):
+        row.last_used_at = now
     return row.user
+
+
+#: A token's last use is written at most this often (by each process).
+USE_RECORD_INTERVAL = dt.timedelta(minutes=1)
+_recorded: dict[int, dt.datetime] = {}
+_recorded_lock = threading.Lock()
+
+
+def _record_use(row: ApiToken, now: dt.datetime) -> bool:
+    """Whether this request writes the token's last use: one request per token and interval in
+    this process. (Every request that saw a stale value writing it would make reads writers: on
+    SQLite they would queue for its one write lock, each holding it until its response.)"""
+    if row.last_used_at is not None and now - row.last_used_at <= USE_RECORD_INTERVAL:
+        return False
+    with _recorded_lock:
+        last = _recorded.get(row.id)
+        if last is not None and now - last <= USE_RECORD_INTERVAL:
+            return False
+        _recorded[row.id] = now
+    return True
 
 
 def bootstrap_admin(session: Session, name: str, expires_in: dt.timedelta, now: dt.datetime) -> str:
