@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Idempotent set-up of everything Depot needs on a fresh Debian machine (run as root):
-# system packages for the lab (sshd, iproute2), a virtualenv with the Python dependencies,
-# and a collections path through which Ansible finds this checkout as depot.software.
+# system packages for the lab (sshd, iproute2) and the dashboard's browser tests (chromium), a
+# virtualenv with the Python dependencies, and a collections path through which Ansible finds this
+# checkout as depot.software.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
 need_apt=()
-for pair in sshd:openssh-server ssh:openssh-client ip:iproute2 rpm:rpm pkill:procps; do
+for pair in sshd:openssh-server ssh:openssh-client ip:iproute2 rpm:rpm pkill:procps chromium:chromium; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${pair%%:*}" ] || need_apt+=("${pair#*:}")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

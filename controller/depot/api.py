@@ -16,6 +16,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from depot import __version__
 from depot.config import Settings
 from depot.credentials.views import router as credentials_router
+from depot.dashboard.views import router as dashboard_router
 from depot.database.core import first_line, is_disconnect, make_engine, make_sessionmaker
 from depot.deployments.views import router as deployments_router
 from depot.deployments.views import runs_router, schedules_router
@@ -133,4 +134,5 @@ def create_app(settings: Settings) -> FastAPI:
     for router in (content_router, hosts_router, audit_router):
         api.include_router(router)
     app.include_router(api)
+    app.include_router(dashboard_router)   # the web dashboard: / and /ui/ (static files, not in the OpenAPI)
     return app

@@ -336,3 +336,39 @@ class SchedulePreview(BaseModel):
     rrule: str = Field(description="Normalised")
     timezone: str
     occurrences: list[OccurrenceRead]
+
+
+class GridStep(BaseModel):
+    position: int
+    step_id: int
+    name: str
+    counts: dict[str, int] = Field(description="This step's host results by status")
+
+
+class GridCell(BaseModel):
+    """One host's status in one step (the report row has every field)."""
+
+    id: int = Field(description="The host result's id (as in the report and the live stream)")
+    status: HostStatus
+    rc: int | None
+    outcome: str | None
+    reason: str | None
+    attempts: int = Field(description="Attempts made (the report lists them)")
+    run_id: int | None
+
+
+class GridRow(BaseModel):
+    host: str
+    cells: list[GridCell | None] = Field(description="One per step, in the order of `steps`; null: the host is "
+                                                     "not a target of that step")
+
+
+class GridPage(BaseModel):
+    """Hosts (rows) × steps (columns) of a deployment, a page of hosts at a time."""
+
+    steps: list[GridStep]
+    items: list[GridRow]
+    total: int = Field(description="Hosts matching the filters")
+    page: int
+    page_size: int
+    counts: dict[str, int] = Field(description="Host results of the whole deployment by status")

@@ -15,8 +15,8 @@ from depot import modulespec
 from depot.database.core import utcnow
 from depot.deployments.models import Deployment, HostResult, Run, Step
 from depot.deployments.schemas import (
-    DeploymentCreate, DeploymentUpdate, FailureBudget, HostReport, OccurrenceRead, ScheduleFields, SchedulePreview, StepCreate,
-    StepFields, StepUpdate,
+    DeploymentCreate, DeploymentUpdate, FailureBudget, GridCell, GridPage, GridRow, GridStep, HostReport, OccurrenceRead,
+    ScheduleFields, SchedulePreview, StepCreate, StepFields, StepUpdate,
 )
 from depot.execution.wakeup import WakeOptions, parse_mac
 from depot.errors import Conflict, Invalid, NotFound, not_found
@@ -658,3 +658,47 @@ def run_log_path(run: Run) -> Path | None:
             return candidate
     return None
 
+
+# --- grid (hosts × steps) ------------------------------------------------------------------------
+
+def step_status_counts(session: Session, deployment_id: int) -> dict[int, dict[str, int]]:
+    """Host results by step position, then by status."""
+    found: dict[int, dict[str, int]] = {}
+    for position, status, n in session.execute(
+            select(HostResult.position, HostResult.status, func.count())
+            .where(HostResult.deployment_id == deployment_id).group_by(HostResult.position, HostResult.status)):
+        found.setdefault(position, {})[status.value] = n
+    return found
+
+
+def grid_page(session: Session, deployment: Deployment, status: Sequence[HostStatus] | None, host: str | None,
+              page: int, page_size: int) -> GridPage:
+    """A page of the deployment's hosts, by name, each with its status in every step. ``status``:
+    hosts with at least one step in one of these; ``host``: hosts whose name contains it."""
+    by_step = step_status_counts(session, deployment.id)
+    steps = [GridStep(position=s.position, step_id=s.id, name=s.name, counts=by_step.get(s.position, {}))
+             for s in deployment.steps]
+    column = {s.position: index for index, s in enumerate(deployment.steps)}
+    hosts = select(HostResult.host).where(HostResult.deployment_id == deployment.id).group_by(HostResult.host)
+    if status:
+        hosts = hosts.where(HostResult.status.in_(list(status)))
+    if host:
+        hosts = hosts.where(HostResult.host.icontains(host, autoescape=True))
+    total = session.scalar(select(func.count()).select_from(hosts.subquery()))
+    names = session.scalars(hosts.order_by(HostResult.host).limit(page_size).offset((page - 1) * page_size)).all()
+    rows = {name: GridRow(host=name, cells=[None] * len(steps)) for name in names}
+    if names:
+        for r in session.execute(select(HostResult.id, HostResult.host, HostResult.position, HostResult.status,
+                                        HostResult.rc, HostResult.outcome, HostResult.reason, HostResult.attempts,
+                                        HostResult.run_id)
+                                 .where(HostResult.deployment_id == deployment.id, HostResult.host.in_(names))):
+            if r.position in column:
+                rows[r.host].cells[column[r.position]] = GridCell(
+                    id=r.id, status=r.status, rc=r.rc, outcome=r.outcome, reason=r.reason,
+                    attempts=len(r.attempts or []), run_id=r.run_id)
+    totals: dict[str, int] = {}
+    for of_step in by_step.values():
+        for name, n in of_step.items():
+            totals[name] = totals.get(name, 0) + n
+    return GridPage(steps=steps, items=list(rows.values()), total=total, page=page, page_size=page_size,
+                    counts=totals)

@@ -9,14 +9,14 @@ import datetime as dt
 import os
 from typing import Annotated, Iterator
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Header, Query, status
 from fastapi.responses import Response, StreamingResponse
 
 from depot.database.core import transaction
 from depot.dependencies import Actor, CurrentUser, DbSession, Paging, Sessions
-from depot.deployments import service
+from depot.deployments import service, stream
 from depot.deployments.schemas import (
-    DeploymentCreate, DeploymentRead, DeploymentUpdate, ExportRow, HostReport, ReportFormat, ReportPage, RunRead, SchedulePreview,
+    DeploymentCreate, DeploymentRead, DeploymentUpdate, ExportRow, GridPage, HostReport, ReportFormat, ReportPage, RunRead, SchedulePreview,
     SchedulePreviewRequest, StartResult, StepCreate, StepRead, StepUpdate,
 )
 from depot.errors import NotFound
@@ -216,6 +216,26 @@ def get_report(session: DbSession, sessions: Sessions, paging: Paging, deploymen
                       counts=service.status_counts(session, deployment_id))
     # Built and validated just now: serialised as it is, not validated again against the union.
     return Response(page.model_dump_json(), media_type="application/json")
+
+
+@router.get("/{deployment_id}/grid", response_model=GridPage, summary=(
+    "Hosts × steps: a page of the deployment's hosts by name, each with its status in every step"))
+def get_grid(session: DbSession, paging: Paging, deployment_id: int,
+             status_: Annotated[list[HostStatus] | None, Query(alias="status", description=(
+                 "Hosts with at least one step in one of these"))] = None,
+             host: Annotated[str | None, Query(max_length=255, description="Hosts whose name contains this")] = None):
+    deployment = service.get(session, deployment_id)
+    return service.grid_page(session, deployment, status_, host, paging.page, paging.page_size)
+
+
+# Not in the OpenAPI document: an endless text/event-stream (described in depot.deployments.stream).
+@router.get("/{deployment_id}/stream", include_in_schema=False, response_class=StreamingResponse)
+def stream_deployment(session: DbSession, sessions: Sessions, deployment_id: int,
+                      last_event_id: Annotated[str | None, Header(max_length=40)] = None):
+    """Live changes of host statuses and counts as server-sent events (the request's own session
+    has closed before the stream starts; each poll opens its own)."""
+    service.get(session, deployment_id)
+    return stream.response(sessions, deployment_id, last_event_id)
 
 
 # --- runs ----------------------------------------------------------------------------------------

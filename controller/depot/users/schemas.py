@@ -50,3 +50,10 @@ class TokenRead(ReadModel):
 
 class NewToken(TokenRead):
     token: str = Field(description="Shown this once; only its hash is stored")
+
+
+class CurrentToken(ReadModel):
+    """Who the request's token belongs to (what a client shows as "signed in as")."""
+
+    user: UserRead
+    token: TokenRead

@@ -129,6 +129,13 @@ def revoke(session: Session, row: ApiToken, now: dt.datetime) -> ApiToken:
     return row
 
 
+def token_row(session: Session, token: str | None) -> ApiToken | None:
+    """The stored token a bearer token is (by its hash), or None."""
+    if not token:
+        return None
+    return session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash(token)))
+
+
 def authenticate(session: Session, token: str | None, now: dt.datetime) -> User:
     """The user a bearer token belongs to, or :class:`Unauthorized` saying why not."""
     if not token or not token.startswith(TOKEN_PREFIX):

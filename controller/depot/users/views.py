@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 from sqlalchemy import select
 
 from depot.database.core import utcnow
-from depot.dependencies import CurrentUser, DbSession, Paging, role
+from depot.dependencies import CurrentUser, DbSession, Paging, bearer_token, role
 from depot.schemas import Page, paginate
 from depot.users import service
 from depot.users.models import ApiToken, User
-from depot.users.schemas import NewToken, TokenCreate, TokenRead, UserCreate, UserRead, UserUpdate
+from depot.users.schemas import CurrentToken, NewToken, TokenCreate, TokenRead, UserCreate, UserRead, UserUpdate
 
 users_router = APIRouter(prefix="/users", tags=["users"], dependencies=[role(service.ADMIN)])
 tokens_router = APIRouter(prefix="/tokens", tags=["users"])
@@ -55,6 +55,12 @@ def list_tokens(session: DbSession, user: CurrentUser, paging: Paging):
     if not service.at_least(user, service.ADMIN):
         statement = statement.where(ApiToken.user_id == user.id)
     return paginate(session, statement, paging.page, paging.page_size, TokenRead.model_validate)
+
+
+@tokens_router.get("/current", response_model=CurrentToken, summary="The token of this request and its user")
+def current_token(request: Request, session: DbSession, user: CurrentUser):
+    row = service.token_row(session, bearer_token(request.headers.get("authorization")))
+    return CurrentToken(user=UserRead.model_validate(user), token=TokenRead.model_validate(row))
 
 
 @tokens_router.post("", response_model=NewToken, status_code=status.HTTP_201_CREATED,

@@ -1,0 +1,1 @@
+"""The web dashboard (static files served by the controller; see views.py)."""

@@ -1,0 +1,43 @@
+// Who is signed in, what their role lets them do, and navigation.
+
+import { api, clearToken, getToken, setToken } from './api.js';
+
+export const ROLES = ['viewer', 'operator', 'privileged', 'admin'];
+export const session = { user: null, token: null };
+
+/** Whether the signed-in user has at least `role`. */
+export function can(role) {
+  return Boolean(session.user) && ROLES.indexOf(session.user.role) >= ROLES.indexOf(role);
+}
+
+/** Check a token with the API; keeps it (this tab only) when it is valid. Rejects with ApiError. */
+export async function signIn(token) {
+  const current = await api('/tokens/current', { token });
+  setToken(token);
+  session.user = current.user;
+  session.token = current.token;
+  return current;
+}
+
+/** The user of the stored token, or null (no token, or no longer valid). */
+export async function restore() {
+  const token = getToken();
+  if (!token) return null;
+  try {
+    return await signIn(token);
+  } catch (e) {
+    if (e.status === 401) clearToken();
+    throw e;
+  }
+}
+
+export function signOut() {
+  clearToken();
+  session.user = null;
+  session.token = null;
+}
+
+export function navigate(hash) {
+  if (window.location.hash === hash) window.dispatchEvent(new HashChangeEvent('hashchange'));
+  else window.location.hash = hash;
+}
