@@ -211,7 +211,8 @@ def get_report(session: DbSession, sessions: Sessions, paging: Paging, deploymen
         filename = f"deployment-{deployment_id}-report.{format}"
         return StreamingResponse(_export(sessions, deployment_id, statement, format), media_type=media,
                                  headers={"Content-Disposition": f'attachment; filename="{filename}"'})
-    items, total = service.report_page(session, statement, paging.page, paging.page_size)
+    items, total = service.report_page(session, deployment_id, (tuple(status_ or ()), step, host), statement,
+                                       paging.page, paging.page_size)
     page = ReportPage(items=items, total=total, page=paging.page, page_size=paging.page_size,
                       counts=service.status_counts(session, deployment_id))
     # Built and validated just now: serialised as it is, not validated again against the union.
