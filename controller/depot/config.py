@@ -66,10 +66,12 @@ class Settings(BaseSettings):
     worker_name: str = Field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}", description=(
         "Name this worker records on the work it claims."))
     worker_forks: int = Field(default=25, ge=1, description="Hosts one worker runs at once (ansible forks).")
-    worker_hosts_per_fork: int = Field(default=4, ge=1, le=100, description=(
+    worker_hosts_per_fork: int | None = Field(default=None, ge=1, le=100, description=(
         "Hosts a run may take per fork it is given. The hosts beyond its forks wait inside the run (Active, not yet "
         "contacted) and start as soon as a fork frees, without another ansible-playbook start-up. Only hosts whose "
-        "maintenance windows do not close wait so; 1: a run takes at most as many hosts as it has forks."))
+        "maintenance windows do not close wait so; 1: a run takes at most as many hosts as it has forks. Default: 4 "
+        "on SQLite (one worker); 1 on PostgreSQL, where hosts queued in one worker's run would wait while another "
+        "worker has free forks."))
     worker_poll_interval: float = Field(default=1.0, gt=0, description=(
         "Seconds between a worker's claims for work. A worker of `depot serve` also claims at once when this "
         "process starts a deployment, makes a host Ready or finishes one."))

@@ -48,6 +48,7 @@ class Worker:
         self.name = settings.worker_name
         self.actor = f"worker:{self.name}"
         self.postgres = factory.kw["bind"].dialect.name == "postgresql"
+        self.hosts_per_fork = settings.worker_hosts_per_fork or (1 if self.postgres else 4)
         self.running: dict[int, tuple[threading.Thread, int]] = {}   # run id -> (thread, forks)
         self.lock = threading.Lock()
         self.stopping = threading.Event()
@@ -66,7 +67,7 @@ class Worker:
         started = []
         with transaction(self.factory) as session:
             claimed = claim(session, self.name, capacity, now, self.settings.lease_seconds, self.postgres,
-                            self.settings.lan_networks, self.settings.worker_hosts_per_fork)
+                            self.settings.lan_networks, self.hosts_per_fork)
             for batch in claimed.batches:
                 run = Run(deployment_id=batch.deployment_id, step_id=batch.step_id, worker=self.name,
                           hosts=[r.host for r in batch.rows], forks=batch.forks, options=batch.options)
