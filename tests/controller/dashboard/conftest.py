@@ -20,7 +20,9 @@ import pytest
 from tests.controller.dashboard.browser import CHROMIUM, DOCS_SCREENSHOT, SCREENSHOTS, TIMEOUT_MS, unavailable
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running on this thread
+# while it is open, and every later test calling asyncio.run() would fail.
+@pytest.fixture(scope="module")
 def browser():
     reason = unavailable()
     if reason:

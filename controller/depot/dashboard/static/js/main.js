@@ -87,6 +87,8 @@ async function route() {
     }
     if (signal.aborted) return;
     if (!session.user) {
+      // A navigation that comes after the API signed the tab out keeps saying why.
+      reason = reason || session.signedOut;
       const why = reason ? `&reason=${encodeURIComponent(reason)}` : '';
       navigate(`#/login?next=${encodeURIComponent(raw)}${why}`);
       return;
@@ -108,9 +110,9 @@ async function route() {
 window.addEventListener('hashchange', route);
 window.addEventListener('depot:unauthorized', (event) => {
   if (!session.user) return;
-  signOut();
+  signOut(event.detail || 'signed out');
   showUser();
-  navigate(`#/login?reason=${encodeURIComponent(event.detail || 'signed out')}`);
+  navigate(`#/login?reason=${encodeURIComponent(session.signedOut)}`);
 });
 document.querySelector('[data-action="sign-out"]').addEventListener('click', () => {
   signOut();

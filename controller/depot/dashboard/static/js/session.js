@@ -3,7 +3,9 @@
 import { api, clearToken, getToken, setToken } from './api.js';
 
 export const ROLES = ['viewer', 'operator', 'privileged', 'admin'];
-export const session = { user: null, token: null };
+// signedOut: why the API signed this tab out (a revoked or expired token), shown on the sign-in
+// page until the next sign-in, whichever navigation gets there first.
+export const session = { user: null, token: null, signedOut: null };
 
 /** Whether the signed-in user has at least `role`. */
 export function can(role) {
@@ -16,6 +18,7 @@ export async function signIn(token) {
   setToken(token);
   session.user = current.user;
   session.token = current.token;
+  session.signedOut = null;
   return current;
 }
 
@@ -31,10 +34,11 @@ export async function restore() {
   }
 }
 
-export function signOut() {
+export function signOut(reason = null) {
   clearToken();
   session.user = null;
   session.token = null;
+  session.signedOut = reason;
 }
 
 export function navigate(hash) {
