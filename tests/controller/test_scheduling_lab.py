@@ -265,7 +265,8 @@ def test_a_blown_failure_budget_pauses_before_the_next_ring_then_resume_or_cance
         assert deployment["state"] == "paused"
         assert "failure budget exceeded: 2 of 2 finished host results failed" in deployment["pause_reason"]
         assert all((rows[h]["status"], rows[h]["rc"], rows[h]["ring"]) == ("failed", 1603, 0) for h in ring_one)
-        assert all((rows[h]["status"], rows[h]["ring"], rows[h]["started_at"]) == ("ready", 1, None) for h in ring_two)
+        assert all((rows[h]["status"], rows[h]["ring"], rows[h]["started_at"]) == ("ready", 1, None) for h in ring_two), (
+            {h: (rows[h]["status"], rows[h]["ring"], rows[h]["started_at"], rows[h]["reason"]) for h in ring_two})
         assert not any(depot.installed(h) for h in ring_one + ring_two)
 
     assert ok(depot.api.post(f"/api/v1/deployments/{resumed}/resume"))["state"] == "active"
