@@ -52,7 +52,7 @@ class Worker:
         self.running: dict[int, tuple[threading.Thread, int]] = {}   # run id -> (thread, forks)
         self.lock = threading.Lock()
         self.stopping = threading.Event()
-        self._cancel_cache: dict[int, tuple[float, bool]] = {}
+        self._halted_cache: dict[int, tuple[float, bool]] = {}
         self.presence = Presence()
 
     # -- one pass ------------------------------------------------------------------------------
@@ -155,19 +155,19 @@ class Worker:
                     lifecycle.mark_inconclusive(session, lost, cause="the run crashed in the controller",
                                                 actor=self.actor)
             finally:
-                self._cancel_cache.pop(run_id, None)
+                self._halted_cache.pop(run_id, None)
                 work_available.notify()   # its forks are free: claim again now
 
     def _halted(self, run_id: int) -> bool:
         """Whether the run's deployment starts no more hosts (cancelled or paused): read at most
         once a second."""
-        checked_at, value = self._cancel_cache.get(run_id, (0.0, False))
+        checked_at, value = self._halted_cache.get(run_id, (0.0, False))
         if time.monotonic() - checked_at < 1.0:
             return value
         with self.factory() as session:
             deployment = session.get(Deployment, session.get(Run, run_id).deployment_id)
             value = deployment is None or deployment.cancel_requested or deployment.state is DeploymentState.PAUSED
-        self._cancel_cache[run_id] = (time.monotonic(), value)
+        self._halted_cache[run_id] = (time.monotonic(), value)
         return value
 
     def heartbeat(self) -> None:

@@ -12,18 +12,10 @@ from depot.orchestration.states import HostStatus
 
 
 @pytest.fixture
-def deployment(client, inventory, app):
+def deployment(started, app):
     """Step 1 on web1, web2, db1, lone; step 2 on web1, web2. web1 succeeded step 1 and is active in
     step 2; web2 failed step 1 (rc 1603)."""
-    everything = client.post("/api/v1/targets", json={"name": "all", "kind": "group", "group": "all",
-                                                      "inventory": str(inventory)}).json()["id"]
-    web = client.post("/api/v1/targets", json={"name": "web", "kind": "group", "group": "web",
-                                               "inventory": str(inventory)}).json()["id"]
-    d = client.post("/api/v1/deployments", json={"name": "d", "steps": [
-        {"action": "script", "script": "install", "target_ids": [everything], "name": "install"},
-        {"action": "script", "script": "configure", "target_ids": [web], "name": "configure"}]}).json()
-    client.post(f"/api/v1/deployments/{d['id']}/ready")
-    assert client.post(f"/api/v1/deployments/{d['id']}/start").json()["host_results"] == 6
+    d = started
     with transaction(app.state.sessionmaker) as session:
         rows = {(r.host, r.position): r for r in session.scalars(select(HostResult))}
         set_host_status(session, [rows["web1", 1], rows["web2", 1]], HostStatus.ACTIVE, cause="t", actor="t")

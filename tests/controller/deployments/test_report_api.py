@@ -13,18 +13,10 @@ from depot.orchestration.states import HostStatus
 
 
 @pytest.fixture
-def deployment(client, inventory, app):
+def deployment(started, app):
     """Started: step 1 on web1, web2, db1, lone; step 2 on web1, web2. Then step 1 finished as
     web1 success (rc 0), web2 failed (rc 1603), db1 unreachable; lone is still ready."""
-    target = client.post("/api/v1/targets", json={"name": "all", "kind": "group", "group": "all",
-                                                  "inventory": str(inventory)}).json()["id"]
-    web = client.post("/api/v1/targets", json={"name": "web", "kind": "group", "group": "web",
-                                               "inventory": str(inventory)}).json()["id"]
-    d = client.post("/api/v1/deployments", json={"name": "d", "steps": [
-        {"action": "script", "script": "install", "target_ids": [target], "name": "install"},
-        {"action": "script", "script": "configure", "target_ids": [web], "name": "configure"}]}).json()
-    client.post(f"/api/v1/deployments/{d['id']}/ready")
-    assert client.post(f"/api/v1/deployments/{d['id']}/start").json()["host_results"] == 6
+    d = started
     with transaction(app.state.sessionmaker) as session:
         rows = {r.host: r for r in session.scalars(select(HostResult).where(HostResult.position == 1))}
         set_host_status(session, [rows["web1"], rows["web2"], rows["db1"]], HostStatus.ACTIVE, cause="t", actor="worker:w")
